@@ -1,0 +1,345 @@
+r"""Beam pipeline: notes -> filter -> effects -> effect-labelled sharded TFRecords.
+
+    partitions -> refs (metadata) -> filter -> [sample --max-notes] -> reshuffle
+    -> load audio -> conform -> effects -> encode -> split -> shards + manifest.json
+
+Runs wherever Beam runs. Locally (the default) it uses every core in separate
+processes; on Dataflow, Flink or Spark, pass that runner's options:
+
+    python -m pipelines.build_dataset --effect reverb --family bass \
+        --out gs://bucket/reverb-bass --runner DataflowRunner --project P \
+        --region R --temp_location gs://bucket/tmp \
+        --extra_package dist/reverbsynth-0.1.0.tar.gz
+
+Options are those of `reverbsynth build-dataset`; unknown ones go to Beam.
+"""
+
+import contextlib
+import dataclasses
+import logging
+import os
+import sys
+import tempfile
+import threading
+import uuid
+from typing import Optional
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.options.pipeline_options import PipelineOptions
+
+import reverbsynth
+from reverbsynth import manifest as manifest_lib, records
+from reverbsynth.effects import Effect
+from reverbsynth.errors import UserError
+from reverbsynth.notes.filters import NoteFilter
+from reverbsynth.notes.note import conform
+from reverbsynth.notes.sources import NoteSource, Skipped, SkipNote
+from pipelines import sharded_sink
+
+NAMESPACE = "reverbsynth"
+SKIPPED_EXAMPLES = 20
+
+
+@dataclasses.dataclass
+class BuildPlan:
+  """Everything a build needs, validated; picklable for Beam workers."""
+  source: NoteSource
+  note_filter: NoteFilter
+  effects: list  # [Effect], label order.
+  out: str
+  seed: int = 0
+  max_notes: Optional[int] = None
+  randomize: bool = False
+  fractions: tuple = (("train", 0.8), ("valid", 0.1), ("test", 0.1))
+  records_per_shard: int = 500
+  overwrite: bool = False
+
+  def header(self) -> dict:
+    """The manifest's description of the inputs and settings."""
+    return {
+        "format": manifest_lib.FORMAT,
+        "reverbsynth_version": reverbsynth.__version__,
+        "source": self.source.describe(),
+        "filters": self.note_filter.describe(),
+        "max_notes": self.max_notes,
+        "seed": self.seed,
+        "randomize": self.randomize,
+        "splits": dict(self.fractions),
+        "effects": [dict(e.describe(), id=i, param_names=e.param_names())
+                    for i, e in enumerate(self.effects)],
+        "audio": {"sample_rate": 16000, "num_samples": 64000},
+    }
+
+
+class ReadRefs(beam.DoFn):
+  """partition -> note refs (no audio); unreadable entries go to 'log'."""
+
+  def __init__(self, source: NoteSource, note_filter: NoteFilter):
+    self.source = source
+    self.note_filter = note_filter
+    self.read = Metrics.counter(NAMESPACE, "read")
+    self.filtered = Metrics.counter(NAMESPACE, "filtered")
+    self.skipped = Metrics.counter(NAMESPACE, "skipped")
+
+  def process(self, partition):
+    for item in self.source.refs(partition):
+      if isinstance(item, Skipped):
+        self.skipped.inc()
+        yield beam.pvalue.TaggedOutput("log", ("skipped", item.reason, item.what))
+        continue
+      self.read.inc()
+      reason = self.note_filter.rejection(item.note)
+      if reason:
+        self.filtered.inc()
+        yield beam.pvalue.TaggedOutput("log", ("filtered", reason, ""))
+      else:
+        yield item
+
+
+class LoadNote(beam.DoFn):
+  """ref -> Note with audio float32 [64000] at 16 kHz; failures go to 'log'."""
+
+  def __init__(self, source: NoteSource):
+    self.source = source
+    self.skipped = Metrics.counter(NAMESPACE, "skipped")
+
+  def process(self, ref):
+    try:
+      audio, rate = self.source.load(ref)
+      audio, changes = conform(audio, rate)
+      if not np.isfinite(audio).all():
+        raise SkipNote("non-finite audio")
+    except SkipNote as e:
+      self.skipped.inc()
+      yield beam.pvalue.TaggedOutput("log", ("skipped", str(e), ref.note.note_str))
+      return
+    for change in changes:
+      yield beam.pvalue.TaggedOutput("log", ("conformed", change, ""))
+    yield ref.note.with_audio(audio, 16000)
+
+
+class RenderRecords(beam.DoFn):
+  """Note -> one encoded record per effect: (sort_key, source, effect, pitch, peak, bytes)."""
+
+  def __init__(self, effects: list, seed: int, randomize: bool):
+    self.effects = effects
+    self.seed = seed
+    self.randomize = randomize
+
+  def setup(self):
+    self.written = {e.name: Metrics.counter(NAMESPACE, f"written[{e.name}]")
+                    for e in self.effects}
+
+  def process(self, note):
+    for effect_id, effect in enumerate(self.effects):
+      values = effect.params(self.randomize, self.seed, note.note_str)
+      audio = effect.apply(note.audio, values)
+      if not np.isfinite(audio).all():
+        yield beam.pvalue.TaggedOutput(
+            "log", ("skipped", f"non-finite output of {effect.name}", note.note_str))
+        continue
+      data = records.encode(note, effect_id, effect.name, effect.param_names(),
+                            values, audio)
+      self.written[effect.name].inc()
+      yield ((note.note_str, effect_id), note.note_str, effect_id, note.pitch,
+             float(np.abs(audio).max()), data)
+
+
+def _rank(seed: int):
+  return lambda ref: sharded_sink.unit_hash("sample", seed, ref.note.note_str)
+
+
+def build(p: beam.Pipeline, plan: BuildPlan, staging: str):
+  """Adds the dataset graph to `p`; returns the PCollection of the manifest."""
+  refs = (p
+          | "Partitions" >> beam.Create(plan.source.partitions())
+          | "SpreadPartitions" >> beam.Reshuffle()
+          | "ReadAndFilter" >> beam.ParDo(
+              ReadRefs(plan.source, plan.note_filter)).with_outputs("log", main="refs"))
+  selected = refs.refs
+  if plan.max_notes:
+    selected = (selected
+                | "Sample" >> beam.combiners.Top.Of(plan.max_notes, key=_rank(plan.seed))
+                | "Unpack" >> beam.FlatMap(lambda refs: refs))
+  num_notes = beam.pvalue.AsSingleton(selected | "CountNotes" >> beam.combiners.Count.Globally())
+  notes = (selected
+           | "SpreadNotes" >> beam.Reshuffle()
+           | "Load" >> beam.ParDo(LoadNote(plan.source)).with_outputs("log", main="notes"))
+  rendered = (notes.notes
+              | "Effects" >> beam.ParDo(RenderRecords(plan.effects, plan.seed, plan.randomize))
+              .with_outputs("log", main="records"))
+  shards = (rendered.records
+            | "WriteParts" >> beam.ParDo(sharded_sink.WriteParts(
+                staging, plan.seed, plan.fractions, plan.records_per_shard,
+                len(plan.effects)), num_notes)
+            | "GroupShards" >> beam.GroupByKey()
+            | "WriteShards" >> beam.ParDo(sharded_sink.WriteShard(staging))
+            | "AllShards" >> beam.combiners.ToList())
+  log = (refs.log, notes.log, rendered.log) | "Log" >> beam.Flatten()
+  events = (log
+            | "EventKeys" >> beam.Map(lambda e: (e[0], e[1]))
+            | "CountEvents" >> beam.combiners.Count.PerElement())
+  skipped = (log
+             | "SkippedOnly" >> beam.Filter(lambda e: e[0] == "skipped")
+             | "SkippedPairs" >> beam.Map(lambda e: (e[2], e[1]))
+             | "SkippedExamples" >> beam.combiners.Top.Smallest(SKIPPED_EXAMPLES))
+  return shards | "Commit" >> beam.ParDo(
+      sharded_sink.Commit(plan.out, staging, plan.header(),
+                          [e.name for e in plan.effects],
+                          [name for name, _ in plan.fractions], plan.overwrite),
+      beam.pvalue.AsList(events), beam.pvalue.AsSingleton(skipped), num_notes)
+
+
+def pipeline_options(beam_args) -> PipelineOptions:
+  """Beam options; locally, every core in separate processes, nothing downloaded."""
+  args = list(beam_args)
+  given = {a.split("=", 1)[0] for a in args if a.startswith("--")}
+  if "--runner" not in given:
+    args.append("--runner=DirectRunner")
+  runner = PipelineOptions(args).get_all_options()["runner"] or "DirectRunner"
+  if runner in ("DirectRunner", "direct"):
+    # Named explicitly, the DirectRunner runs in Python and never fetches Prism.
+    if "--direct_running_mode" not in given:
+      args.append("--direct_running_mode=multi_processing")
+    if "--direct_num_workers" not in given:
+      args.append(f"--direct_num_workers={os.cpu_count() or 1}")
+  if "--default_sdk_harness_log_level" not in given:
+    args.append("--default_sdk_harness_log_level=WARNING")
+  return PipelineOptions(args)
+
+
+@contextlib.contextmanager
+def _stderr_to(path: str):
+  """Sends file descriptor 2 (this process's and its workers') to `path`.
+
+  Yields a writable stream on the real stderr, for the progress bar. On an
+  error, the log's last lines are shown, since they hold the workers' story.
+  """
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with open(path, "w") as log:
+    os.dup2(log.fileno(), 2)
+  terminal = os.fdopen(os.dup(saved), "w")
+  try:
+    yield terminal
+  except BaseException:
+    with open(path, errors="replace") as log:
+      tail = log.readlines()[-30:]
+    terminal.write("".join(tail))
+    raise
+  finally:
+    sys.stderr.flush()
+    os.dup2(saved, 2)
+    os.close(saved)
+    terminal.close()
+
+
+class _Progress:
+  """Shows records written while the pipeline runs, from the writers' progress files."""
+
+  def __init__(self, staging: str, total: Optional[int], stream):
+    self.directory = os.path.join(staging, sharded_sink.PROGRESS_DIR)
+    self.total = total
+    self.stream = stream
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._run, daemon=True)
+
+  def _count(self) -> int:
+    done = 0
+    for name in os.listdir(self.directory) if os.path.isdir(self.directory) else ():
+      if not name.endswith(".tmp"):
+        try:
+          with open(os.path.join(self.directory, name)) as f:
+            done += int(f.read() or 0)
+        except (OSError, ValueError):
+          pass
+    return done
+
+  def _run(self):
+    from tqdm import tqdm
+    with tqdm(total=self.total, unit="rec", desc="build-dataset",
+              file=self.stream, dynamic_ncols=True) as bar:
+      while not self._stop.wait(0.5):
+        bar.update(max(0, self._count() - bar.n))
+      bar.update(max(0, self._count() - bar.n))
+
+  def __enter__(self):
+    self._thread.start()
+    return self
+
+  def __exit__(self, *exc):
+    self._stop.set()
+    self._thread.join()
+
+
+def _expected_records(plan: BuildPlan) -> Optional[int]:
+  """Records the build will write, when refs can be listed cheaply (not TFRecords)."""
+  if not plan.source.lists_refs_cheaply:
+    return None
+  kept = sum(1 for part in plan.source.partitions()
+             for ref in plan.source.refs(part)
+             if not isinstance(ref, Skipped) and not plan.note_filter.rejection(ref.note))
+  if kept == 0:
+    raise UserError(f"the filters select no notes from {plan.source.describe()['path']}: "
+                    "widen --family/--pitch-min/--pitch-max/--velocity/--instrument-source")
+  return min(kept, plan.max_notes or kept) * len(plan.effects)
+
+
+def _quiet_beam_logs():
+  for name in ("apache_beam", "absl"):
+    logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def counters(result) -> dict:
+  """Beam counters of a finished run: {name: value}."""
+  out = {}
+  try:
+    for c in result.metrics().query()["counters"]:
+      if c.key.metric.namespace == NAMESPACE:
+        out[c.key.metric.name] = out.get(c.key.metric.name, 0) + (c.committed or c.attempted or 0)
+  except (NotImplementedError, AttributeError, KeyError):
+    pass
+  return out
+
+
+def run(plan: BuildPlan, beam_args=(), progress: bool = True) -> tuple:
+  """Builds the dataset; returns (manifest, Beam counters).
+
+  Raises UserError when the output holds a dataset (without overwrite) or the
+  filters select nothing. An interrupted run leaves no manifest, so nothing
+  that looks like a dataset.
+  """
+  if manifest_lib.exists(plan.out) and not plan.overwrite:
+    raise UserError(f"{plan.out} already holds a dataset: give --overwrite to "
+                    "replace it, or another --out")
+  expected = _expected_records(plan)
+  options = pipeline_options(beam_args)
+  staging = FileSystems.join(plan.out, f".staging-{uuid.uuid4().hex[:12]}")
+  FileSystems.mkdirs(staging)
+  _quiet_beam_logs()
+  log_path = os.path.join(tempfile.gettempdir(), f"reverbsynth-beam-{os.getpid()}.log")
+  try:
+    p = beam.Pipeline(options=options)
+    build(p, plan, staging)
+    with _stderr_to(log_path) as terminal:
+      with _Progress(staging, expected, terminal) if progress else contextlib.nullcontext():
+        result = p.run()
+        result.wait_until_finish()
+    empty = FileSystems.join(staging, sharded_sink.EMPTY_MARKER)
+    if FileSystems.exists(empty):
+      raise UserError("the filters selected no notes from "
+                      f"{plan.source.describe()['path']}: widen them")
+    return manifest_lib.read(plan.out), counters(result)
+  finally:
+    if FileSystems.exists(staging):
+      FileSystems.delete([staging])
+    if os.path.exists(log_path):
+      os.remove(log_path)
+
+
+if __name__ == "__main__":
+  from reverbsynth.cli import main
+  main(["build-dataset", *sys.argv[1:]])

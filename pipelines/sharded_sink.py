@@ -1,0 +1,239 @@
+"""A deterministic, memory-bounded sharded TFRecord sink with an atomic commit.
+
+Records stream into one part file per bundle while only small index rows
+(sort key, part file, offset, size, labels) travel on; shards are then
+assembled from the parts in sort-key order, so that the same records give
+byte-identical shards whatever the parallelism. The commit renames the shards
+into place and writes manifest.json last: a directory without a manifest is
+not a dataset.
+"""
+
+import collections
+import hashlib
+import json
+import os
+import time
+import uuid
+
+import apache_beam as beam
+from apache_beam.io.filesystems import CompressionTypes, FileSystems
+
+from reverbsynth import manifest as manifest_lib, tfrecord
+
+PROGRESS_DIR = "progress"
+EMPTY_MARKER = "EMPTY"
+
+
+def unit_hash(*parts) -> float:
+  """A deterministic number in [0, 1) from `parts`."""
+  digest = hashlib.blake2b("/".join(map(str, parts)).encode(), digest_size=8)
+  return int.from_bytes(digest.digest(), "little") / 2.0**64
+
+
+def split_of(seed: int, source_note: str, fractions) -> str:
+  """The split of every version of `source_note`: deterministic from the seed."""
+  u, total = unit_hash("split", seed, source_note), 0.0
+  for name, fraction in fractions:
+    total += fraction
+    if u < total:
+      return name
+  return fractions[-1][0]
+
+
+def _write_json(path: str, data: dict) -> None:
+  """Writes `data` under a temporary name, then renames it to `path`."""
+  tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+  with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+    f.write(manifest_lib.dumps(data).encode())
+  FileSystems.rename([tmp], [path])
+
+
+class WriteParts(beam.DoFn):
+  """Appends each record to this bundle's part file; emits ((split, shard), index row).
+
+  Input: (sort_key, source_note, effect_id, pitch, peak, serialized example).
+  Side input `num_notes`: notes selected, which sets the shards per split.
+  """
+
+  def __init__(self, staging: str, seed: int, fractions, records_per_shard: int,
+               num_effects: int):
+    self.staging = staging
+    self.seed = seed
+    self.fractions = tuple(fractions)
+    self.records_per_shard = records_per_shard
+    self.num_effects = num_effects
+
+  def start_bundle(self):
+    self._file = None
+    self._count = 0
+    self._last_progress = 0.0
+    self._id = uuid.uuid4().hex
+
+  def _open(self):
+    self._part = FileSystems.join(self.staging, "parts", f"{self._id}.tfrecord")
+    self._file = FileSystems.create(
+        self._part, compression_type=CompressionTypes.UNCOMPRESSED)
+    self._offset = 0
+
+  def _report_progress(self, force=False):
+    now = time.monotonic()
+    if "://" in self.staging or not (force or now - self._last_progress > 1.0):
+      return
+    self._last_progress = now
+    path = os.path.join(self.staging, PROGRESS_DIR, self._id)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+      f.write(str(self._count))
+    os.replace(path + ".tmp", path)
+
+  def process(self, record, num_notes):
+    sort_key, source_note, effect_id, pitch, peak, data = record
+    split = split_of(self.seed, source_note, self.fractions)
+    fraction = dict(self.fractions)[split]
+    shards = max(1, -(-int(num_notes * fraction * self.num_effects)
+                      // self.records_per_shard))
+    shard = int(unit_hash("shard", sort_key) * shards)
+    if self._file is None:
+      self._open()
+    framed = tfrecord.frame(data)
+    self._file.write(framed)
+    yield (split, shard), (sort_key, self._part, self._offset, len(framed),
+                           effect_id, pitch, peak)
+    self._offset += len(framed)
+    self._count += 1
+    self._report_progress()
+
+  def finish_bundle(self):
+    if self._file is not None:
+      self._file.close()
+      self._report_progress(force=True)
+
+
+class WriteShard(beam.DoFn):
+  """Assembles one shard from the parts, in sort-key order; emits its summary."""
+
+  def __init__(self, staging: str):
+    self.staging = staging
+
+  def process(self, keyed_rows):
+    (split, shard), rows = keyed_rows
+    rows = sorted(rows)
+    path = FileSystems.join(self.staging, "shards", f"{split}-{shard:05d}.tfrecord")
+    digest, size = hashlib.sha256(), 0
+    per_effect, per_pitch = collections.Counter(), collections.Counter()
+    peaks = collections.defaultdict(lambda: [0.0, 0])
+    handles = {}
+    try:
+      with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as out:
+        for _, part, offset, length, effect_id, pitch, peak in rows:
+          if part not in handles:
+            handles[part] = FileSystems.open(
+                part, compression_type=CompressionTypes.UNCOMPRESSED)
+          handles[part].seek(offset)
+          framed = handles[part].read(length)
+          out.write(framed)
+          digest.update(framed)
+          size += length
+          per_effect[effect_id] += 1
+          per_pitch[pitch] += 1
+          peaks[effect_id][0] = max(peaks[effect_id][0], peak)
+          peaks[effect_id][1] += peak > 1.0
+    finally:
+      for handle in handles.values():
+        handle.close()
+    yield {"split": split, "shard": shard, "staged": path, "records": len(rows),
+           "bytes": size, "sha256": digest.hexdigest(),
+           "per_effect": dict(per_effect), "per_pitch": dict(per_pitch),
+           "peaks": {k: tuple(v) for k, v in peaks.items()}}
+
+
+def _final_names(shards: list, splits) -> list:
+  """Shard summaries sorted by split then shard, with their final file names."""
+  order = {name: i for i, name in enumerate(splits)}
+  shards = sorted(shards, key=lambda s: (order[s["split"]], s["shard"]))
+  counts = collections.Counter(s["split"] for s in shards)
+  index = collections.Counter()
+  for s in shards:
+    i, n = index[s["split"]], counts[s["split"]]
+    index[s["split"]] += 1
+    s["file"] = f"{s['split']}-{i:05d}-of-{n:05d}.tfrecord"
+  return shards
+
+
+def summarize(shards: list, effect_names: list, splits) -> tuple:
+  """(counts, peaks) for the manifest from the shard summaries."""
+  counts = {"records": 0, "per_effect": {e: 0 for e in effect_names},
+            "per_split": {}}
+  peaks = {e: {"max": 0.0, "records_over_1": 0} for e in effect_names}
+  for split in splits:
+    mine = [s for s in shards if s["split"] == split]
+    per_effect, per_pitch = collections.Counter(), collections.Counter()
+    for s in mine:
+      per_effect.update({effect_names[k]: v for k, v in s["per_effect"].items()})
+      per_pitch.update(s["per_pitch"])
+    counts["per_split"][split] = {
+        "records": sum(s["records"] for s in mine),
+        "per_effect": {e: per_effect[e] for e in effect_names},
+        "per_pitch": {str(p): per_pitch[p] for p in sorted(per_pitch)},
+    }
+    counts["records"] += counts["per_split"][split]["records"]
+    for e in effect_names:
+      counts["per_effect"][e] += per_effect[e]
+  for s in shards:
+    for k, (peak, over) in s["peaks"].items():
+      entry = peaks[effect_names[k]]
+      entry["max"] = round(max(entry["max"], float(peak)), 6)
+      entry["records_over_1"] += int(over)
+  return counts, peaks
+
+
+class Commit(beam.DoFn):
+  """Moves staged shards into `out` and writes manifest.json last.
+
+  Input: the list of shard summaries. Side inputs: counted log events
+  [((kind, reason), n)], examples of skipped notes, and the selected notes.
+  With `overwrite`, the old manifest goes first, then the old shards.
+  """
+
+  def __init__(self, out: str, staging: str, header: dict, effect_names: list,
+               splits, overwrite: bool):
+    self.out = out
+    self.staging = staging
+    self.header = header
+    self.effect_names = effect_names
+    self.splits = tuple(splits)
+    self.overwrite = overwrite
+
+  def process(self, shards, events, skipped_examples, num_notes):
+    log = collections.defaultdict(dict)
+    for (kind, reason), n in sorted(events):
+      log[kind][reason] = n
+    if not shards:
+      _write_json(FileSystems.join(self.staging, EMPTY_MARKER), dict(log))
+      return
+    shards = _final_names(shards, self.splits)
+    old_manifest = FileSystems.join(self.out, manifest_lib.FILENAME)
+    if self.overwrite and FileSystems.exists(old_manifest):
+      with FileSystems.open(old_manifest,
+                            compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        old = json.loads(f.read())
+      FileSystems.delete([old_manifest])
+      stale = [FileSystems.join(self.out, s["file"]) for s in old.get("shards", ())]
+      FileSystems.delete([p for p in stale if FileSystems.exists(p)])
+    FileSystems.rename([s["staged"] for s in shards],
+                       [FileSystems.join(self.out, s["file"]) for s in shards])
+    counts, peaks = summarize(shards, self.effect_names, self.splits)
+    counts["notes_selected"] = num_notes
+    manifest = dict(self.header)
+    manifest.update({
+        "counts": counts,
+        "peaks": peaks,
+        "log": dict(log),
+        "skipped_examples": [{"what": what, "reason": reason}
+                             for what, reason in skipped_examples],
+        "shards": [{k: s[k] for k in ("file", "split", "records", "bytes", "sha256")}
+                   for s in shards],
+    })
+    _write_json(old_manifest, manifest)
+    FileSystems.delete([self.staging])
+    yield manifest

@@ -1,0 +1,3 @@
+from reverbsynth.cli import main
+
+main()

@@ -1,0 +1,99 @@
+"""manifest.json beside a dataset's shards: what went in, what came out, checksums.
+
+A directory is a complete dataset exactly when its manifest.json exists: the
+manifest is written last, under a temporary name, then renamed.
+"""
+
+import hashlib
+import json
+import os
+
+from reverbsynth.errors import UserError
+
+FILENAME = "manifest.json"
+FORMAT = "reverbsynth-dataset/1"
+
+
+def dumps(manifest: dict) -> str:
+  return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+
+
+def exists(data_dir) -> bool:
+  return os.path.isfile(os.path.join(data_dir, FILENAME))
+
+
+def read(data_dir) -> dict:
+  """The manifest of a built dataset; UserError if `data_dir` is not one."""
+  path = os.path.join(data_dir, FILENAME)
+  try:
+    with open(path) as f:
+      manifest = json.load(f)
+  except FileNotFoundError:
+    raise UserError(f"{data_dir} is not a reverbsynth dataset (no {FILENAME}); "
+                    "build one with 'reverbsynth build-dataset'") from None
+  except json.JSONDecodeError as e:
+    raise UserError(f"{path} is not valid JSON ({e}); rebuild the dataset") from None
+  if manifest.get("format") != FORMAT:
+    raise UserError(f"{path} is not a {FORMAT} manifest; rebuild the dataset")
+  return manifest
+
+
+def shard_paths(data_dir, manifest: dict, split: str) -> list:
+  return [os.path.join(data_dir, s["file"]) for s in manifest["shards"]
+          if s["split"] == split]
+
+
+def sha256(path) -> str:
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def verify(data_dir, manifest: dict | None = None) -> None:
+  """Checks every shard's size and sha256; UserError naming the first bad one."""
+  manifest = manifest or read(data_dir)
+  for shard in manifest["shards"]:
+    path = os.path.join(data_dir, shard["file"])
+    if not os.path.isfile(path):
+      raise UserError(f"shard {path} is missing; rebuild the dataset")
+    if os.path.getsize(path) != shard["bytes"] or sha256(path) != shard["sha256"]:
+      raise UserError(f"shard {path} is corrupt (size or sha256 differs from "
+                      f"{FILENAME}); rebuild the dataset")
+
+
+def _human_bytes(n: int) -> str:
+  for unit in ("B", "KB", "MB", "GB"):
+    if n < 1000 or unit == "GB":
+      return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    n /= 1000
+
+
+def summary(manifest: dict, data_dir, counters: dict | None = None) -> str:
+  """What a built dataset holds, for people: where, what, how many."""
+  counts = manifest["counts"]
+  per_effect = ", ".join(f"{e} {n}" for e, n in counts["per_effect"].items())
+  splits = ", ".join(
+      f"{name} {c['records']} ({sum(s['split'] == name for s in manifest['shards'])} shards)"
+      for name, c in counts["per_split"].items())
+  skipped = manifest["log"].get("skipped", {})
+  filters = manifest["filters"]
+  lines = [
+      f"Dataset: {data_dir}",
+      f"  source    {manifest['source']['kind']} {manifest['source']['path']}",
+      f"  filters   families {filters['families']}, pitches "
+      f"{filters['pitch_range'][0]}..{filters['pitch_range'][1]}, "
+      f"velocities {filters['velocities']}",
+      f"  notes     {counts['notes_selected']} selected, {sum(skipped.values())} skipped"
+      + (f" ({'; '.join(f'{r}: {n}' for r, n in skipped.items())})" if skipped else ""),
+      f"  records   {counts['records']}: {per_effect}",
+      f"  splits    {splits}; "
+      f"{_human_bytes(sum(s['bytes'] for s in manifest['shards']))} in all",
+      "  peaks     " + ", ".join(f"{e} {p['max']:.2f}" for e, p in manifest["peaks"].items())
+      + f" ({sum(p['records_over_1'] for p in manifest['peaks'].values())} records over 1.0)",
+  ]
+  if counters:
+    lines.append("  counters  " + ", ".join(f"{k} {v}" for k, v in sorted(counters.items())))
+  lines.append(f"  manifest  {os.path.join(data_dir, FILENAME)}")
+  return "\n".join(lines)
