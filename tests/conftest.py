@@ -1,0 +1,119 @@
+"""Fixtures: small NSynth inputs in the exact NSynth formats, and a CLI runner."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from reverbsynth.notes import note as note_lib
+from reverbsynth.notes.soundfont import render_note
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+# (family, source, GM program, pitch, velocity, qualities set) of the fixture notes.
+FIXTURE_NOTES = [
+    ("bass", "acoustic", 32, 36, 100, ()),
+    ("bass", "acoustic", 32, 43, 127, ()),
+    ("bass", "electronic", 33, 40, 75, ()),
+    ("bass", "synthetic", 38, 48, 100, ()),
+    ("bass", "electronic", 34, 31, 50, ("reverb",)),
+    ("keyboard", "acoustic", 0, 60, 100, ()),
+    ("keyboard", "acoustic", 0, 72, 50, ("reverb", "bright")),
+    ("guitar", "acoustic", 24, 52, 100, ()),
+    ("string", "acoustic", 40, 67, 127, ()),
+    ("flute", "acoustic", 73, 79, 100, ()),
+]
+
+
+def _metadata(family, source, program, pitch, velocity, qualities):
+  fam, src = note_lib.FAMILIES.index(family), note_lib.SOURCES.index(source)
+  instrument_str, note_str = note_lib.nsynth_names(fam, src, program, pitch, velocity)
+  return {
+      "note_str": note_str, "pitch": pitch, "velocity": velocity,
+      "sample_rate": 16000, "instrument": program, "instrument_str": instrument_str,
+      "instrument_family": fam, "instrument_family_str": family,
+      "instrument_source": src, "instrument_source_str": source,
+      "qualities": [int(q in qualities) for q in note_lib.QUALITIES],
+      "qualities_str": [q for q in note_lib.QUALITIES if q in qualities],
+  }
+
+
+@pytest.fixture(scope="session")
+def fixture_notes():
+  """[(NSynth metadata dict, audio float32 [64000])], rendered by FluidSynth."""
+  return [(_metadata(*n), render_note(_default_sf2(), n[2], n[3], n[4]))
+          for n in FIXTURE_NOTES]
+
+
+def _default_sf2():
+  from reverbsynth.notes.soundfont import default_soundfont
+  return default_soundfont()
+
+
+def write_nsynth_tfrecord(path, notes):
+  """Writes notes as NSynth does, with TensorFlow's own Example and writer."""
+  import tensorflow as tf
+  with tf.io.TFRecordWriter(str(path)) as writer:
+    for i, (meta, audio) in enumerate(notes):
+      feature = {
+          "note": tf.train.Feature(int64_list=tf.train.Int64List(value=[i])),
+          "audio": tf.train.Feature(float_list=tf.train.FloatList(value=audio.tolist())),
+      }
+      for key, value in meta.items():
+        values = value if isinstance(value, list) else [value]
+        if key == "qualities_str" or isinstance(value, str):
+          feature[key] = tf.train.Feature(bytes_list=tf.train.BytesList(
+              value=[v.encode() for v in values]))
+        else:
+          feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+      example = tf.train.Example(features=tf.train.Features(feature=feature))
+      writer.write(example.SerializeToString())
+
+
+@pytest.fixture(scope="session")
+def nsynth_tfrecord(tmp_path_factory, fixture_notes):
+  path = tmp_path_factory.mktemp("nsynth") / "nsynth-test.tfrecord"
+  write_nsynth_tfrecord(path, fixture_notes)
+  return path
+
+
+@pytest.fixture(scope="session")
+def nsynth_jsonwav(tmp_path_factory, fixture_notes):
+  """An NSynth json/wav directory; one note at 22.05 kHz and 2 s long, one unreadable wav."""
+  import librosa
+  root = tmp_path_factory.mktemp("nsynth-json")
+  (root / "audio").mkdir()
+  examples = {}
+  for i, (meta, audio) in enumerate(fixture_notes[:4]):
+    meta = dict(meta)
+    note_str = meta.pop("note_str")
+    meta["note"] = i
+    if i == 1:
+      audio = librosa.resample(audio[:32000], orig_sr=16000, target_sr=22050)
+      meta["sample_rate"] = 22050
+    examples[note_str] = meta
+    sf.write(root / "audio" / f"{note_str}.wav", audio, meta["sample_rate"], subtype="PCM_16")
+  broken = dict(_metadata("bass", "acoustic", 32, 50, 100, ()), note=99)
+  examples[broken.pop("note_str")] = broken
+  (root / "audio" / "bass_acoustic_032-050-100.wav").write_bytes(b"not a wav file")
+  (root / "examples.json").write_text(json.dumps(examples))
+  return root
+
+
+def run_cli(*args, env=None, timeout=600):
+  """Runs `reverbsynth ARGS` in a subprocess; returns the CompletedProcess."""
+  return subprocess.run([sys.executable, "-m", "reverbsynth", *map(str, args)],
+                        capture_output=True, text=True, timeout=timeout,
+                        env={**os.environ, **(env or {})}, cwd=REPO)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+  """A private $REVERBSYNTH_HOME."""
+  monkeypatch.setenv("REVERBSYNTH_HOME", str(tmp_path / "home"))
+  return tmp_path / "home"
