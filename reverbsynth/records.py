@@ -80,8 +80,8 @@ def dataset(data_dir, split: str = "train", shuffle_files: bool = False,
             seed: int = 0):
   """tf.data.Dataset of parsed records of one split of a built dataset.
 
-  Each element is a dict of tensors as in `feature_spec` (audio float32
-  [64000]). Reads the shard list from the manifest, so an incomplete
+  Each element is a dict of dense tensors named as in `feature_spec` (audio
+  float32 [64000]; effect_params float32 [P]). Reads the shard list from the manifest, so an incomplete
   directory (no manifest) is refused.
   """
   import tensorflow as tf
@@ -96,5 +96,10 @@ def dataset(data_dir, split: str = "train", shuffle_files: bool = False,
                              num_parallel_calls=tf.data.AUTOTUNE,
                              deterministic=not shuffle_files)
   spec = feature_spec()
-  return records.map(lambda r: tf.io.parse_single_example(r, spec),
-                     num_parallel_calls=tf.data.AUTOTUNE)
+
+  def parse(serialized):
+    parsed = tf.io.parse_single_example(serialized, spec)
+    return {k: tf.sparse.to_dense(v) if isinstance(v, tf.SparseTensor) else v
+            for k, v in parsed.items()}
+
+  return records.map(parse, num_parallel_calls=tf.data.AUTOTUNE)

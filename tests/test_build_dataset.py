@@ -1,0 +1,220 @@
+"""build-dataset end to end: real Beam (multi-process), real TFRecords, real effects."""
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from reverbsynth import manifest as manifest_lib, records, tfrecord
+from tests.conftest import REPO, run_cli
+
+SECOND = 16000
+
+
+def read_records(data_dir):
+  """{file: [decoded record]} of a built dataset, in file order."""
+  manifest = manifest_lib.read(data_dir)
+  out = {}
+  for shard in manifest["shards"]:
+    with open(os.path.join(data_dir, shard["file"]), "rb") as f:
+      out[shard["file"]] = [records.decode(r) for r in tfrecord.iterate(f)]
+  return out
+
+
+def _build(out, *args):
+  result = run_cli("build-dataset", "--out", out, "--no-progress", *args)
+  assert result.returncode == 0, result.stderr
+  return manifest_lib.read(out)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, nsynth_tfrecord):
+  """A dataset from the NSynth TFRecord fixture: dry + reverb + delay, seed 3."""
+  out = tmp_path_factory.mktemp("built") / "ds"
+  manifest = _build(out, "--source", nsynth_tfrecord, "--effect", "reverb",
+                    "--effect", "delay", "--pitch-min", 32, "--pitch-max", 84,
+                    "--seed", 3, "--valid-fraction", 0.3, "--test-fraction", 0.3,
+                    "--records-per-shard", 4)
+  return out, manifest
+
+
+def test_counts_in_equal_counts_out_per_effect(built, fixture_notes):
+  out, manifest = built
+  kept = [m for m, _ in fixture_notes if 32 <= m["pitch"] <= 84]
+  assert 0 < len(kept) < len(fixture_notes)
+  assert manifest["counts"]["notes_selected"] == len(kept)
+  assert manifest["counts"]["per_effect"] == {e: len(kept) for e in ("dry", "reverb", "delay")}
+  assert manifest["log"]["filtered"] == {"pitch": len(fixture_notes) - len(kept)}
+  written = collections.Counter(r["effect_str"] for rs in read_records(out).values() for r in rs)
+  assert written == manifest["counts"]["per_effect"]
+  assert sum(s["records"] for s in manifest["shards"]) == 3 * len(kept)
+
+
+def test_labels_and_dry_wet_pairing(built, fixture_notes):
+  out, manifest = built
+  assert [e["name"] for e in manifest["effects"]] == ["dry", "reverb", "delay"]
+  by_source = collections.defaultdict(dict)
+  for rs in read_records(out).values():
+    for r in rs:
+      by_source[r["source_note"]][r["effect_str"]] = r
+  originals = {m["note_str"]: (m, a) for m, a in fixture_notes}
+  for source_note, versions in by_source.items():
+    assert set(versions) == {"dry", "reverb", "delay"}
+    meta, audio = originals[source_note]
+    dry, reverb = versions["dry"], versions["reverb"]
+    assert (dry["effect"], reverb["effect"], versions["delay"]["effect"]) == (0, 1, 2)
+    np.testing.assert_array_equal(dry["audio"], audio)  # Dry is the source, untouched.
+    for r in versions.values():
+      for key in ("pitch", "velocity", "instrument_str", "instrument_family_str", "sample_rate"):
+        assert r[key] == meta[key]
+      assert r["qualities"].tolist() == meta["qualities"]
+    assert reverb["note_str"] == f"{source_note}-reverb"
+    assert reverb["effect_param_names"][0] == "reverb.room_size"
+    assert reverb["effect_params"][0] == pytest.approx(0.75)
+    assert dry["effect_params"].size == 0
+    # The reverb still rings at the end of the released second, where the dry note has died away.
+    late = lambda r: np.sum(np.square(r["audio"][-SECOND // 2:], dtype=np.float64))
+    assert late(reverb) > 10 * late(dry) + 1e-9
+
+
+def test_splits_keep_every_version_of_a_note_together(built):
+  out, manifest = built
+  split_of = collections.defaultdict(set)
+  for shard in manifest["shards"]:
+    with open(os.path.join(out, shard["file"]), "rb") as f:
+      for r in tfrecord.iterate(f):
+        split_of[records.decode(r)["source_note"]].add(shard["split"])
+  assert all(len(s) == 1 for s in split_of.values())
+  assert {s for ss in split_of.values() for s in ss} == {"train", "valid", "test"}
+  for split, counts in manifest["counts"]["per_split"].items():
+    assert counts["records"] == sum(s["records"] for s in manifest["shards"] if s["split"] == split)
+
+
+def test_manifest_checksums_match_the_shards(built):
+  out, manifest = built
+  for shard in manifest["shards"]:
+    path = os.path.join(out, shard["file"])
+    assert manifest_lib.sha256(path) == shard["sha256"]
+    assert os.path.getsize(path) == shard["bytes"]
+  manifest_lib.verify(out)
+  names = sorted(s["file"] for s in manifest["shards"])
+  assert sorted(os.listdir(out)) == sorted(names + ["manifest.json"])  # No leftovers.
+
+
+def test_tf_data_reads_the_dataset(built):
+  out, manifest = built
+  ds = records.dataset(out, "train")
+  elements = list(ds.as_numpy_iterator())
+  assert len(elements) == manifest["counts"]["per_split"]["train"]["records"]
+  assert elements[0]["audio"].shape == (64000,)
+  assert {int(e["effect"]) for e in elements} <= {0, 1, 2}
+
+
+def test_same_seed_gives_byte_identical_shards(tmp_path, built, nsynth_tfrecord):
+  first_dir, first = built
+  again = _build(tmp_path / "again", "--source", nsynth_tfrecord, "--effect", "reverb",
+                 "--effect", "delay", "--pitch-min", 32, "--seed", 3, "--valid-fraction", 0.3,
+                 "--test-fraction", 0.3, "--records-per-shard", 4,
+                 "--direct_num_workers=1")  # Other parallelism, same bytes.
+  assert [(s["file"], s["sha256"]) for s in again["shards"]] == \
+         [(s["file"], s["sha256"]) for s in first["shards"]]
+  for s in first["shards"]:
+    assert (first_dir / s["file"]).read_bytes() == (tmp_path / "again" / s["file"]).read_bytes()
+
+
+def test_randomized_params_follow_the_seed(tmp_path, nsynth_tfrecord):
+  params = {}
+  for seed in (1, 1, 2):
+    out = tmp_path / f"seed{seed}-{len(params)}"
+    _build(out, "--source", nsynth_tfrecord, "--effect", "reverb", "--no-dry",
+           "--randomize", "--seed", seed, "--max-notes", 3)
+    params[(seed, len(params))] = {
+        r["source_note"]: r["effect_params"].tolist()
+        for rs in read_records(out).values() for r in rs}
+  (a, b, c) = params.values()
+  assert a == b
+  assert set(a) != set(c) or a != c
+  values = [v for vs in a.values() for v in vs]
+  assert len(set(values)) == len(values)  # Drawn per note, not one draw for all.
+
+
+def test_max_notes_and_exclude_quality(tmp_path, nsynth_tfrecord, fixture_notes):
+  manifest = _build(tmp_path / "ds", "--source", nsynth_tfrecord, "--family", "bass",
+                    "--exclude-quality", "reverb", "--max-notes", 2, "--seed", 5,
+                    "--pitch-min", 0, "--pitch-max", 127, "--no-dry", "--effect", "chorus")
+  assert manifest["counts"]["notes_selected"] == 2
+  assert manifest["log"]["filtered"] == {"family": 5, "quality": 1}
+  sources = {r["source_note"] for rs in read_records(tmp_path / "ds").values() for r in rs}
+  assert all(s.startswith("bass_") for s in sources) and len(sources) == 2
+  assert "bass_electronic_034-031-050" not in sources  # Carries the reverb quality.
+
+
+def test_jsonwav_source_counts_resampling_and_skips(tmp_path, nsynth_jsonwav):
+  manifest = _build(tmp_path / "ds", "--source", nsynth_jsonwav, "--effect", "bitcrush",
+                    "--pitch-min", 0, "--pitch-max", 127)
+  assert manifest["log"]["conformed"] == {"padded": 1, "resampled": 1}
+  assert manifest["log"]["skipped"] == {"unreadable wav (LibsndfileError)": 1}
+  assert manifest["skipped_examples"] == [
+      {"what": "bass_acoustic_032-050-100", "reason": "unreadable wav (LibsndfileError)"}]
+  assert manifest["counts"]["per_effect"] == {"dry": 4, "bitcrush": 4}
+
+
+def test_soundfont_default_source_and_default_output(home):
+  result = run_cli("build-dataset", "--effect", "reverb", "--family", "bass",
+                   "--pitch-min", 40, "--pitch-max", 41, "--velocity", 100, "--no-progress")
+  assert result.returncode == 0, result.stderr
+  assert "built-in General MIDI SoundFont" in result.stderr
+  out = home / "datasets" / "reverb-bass"
+  assert f"Dataset: {out}" in result.stdout
+  manifest = manifest_lib.read(out)
+  assert manifest["source"]["kind"] == "soundfont"
+  assert manifest["counts"]["notes_selected"] == 16  # 8 GM bass programs x 2 pitches.
+  families = {r["instrument_family_str"] for rs in read_records(out).values() for r in rs}
+  assert families == {"bass"}
+
+
+def test_pipeline_module_runs_with_plain_beam_flags(tmp_path, nsynth_tfrecord):
+  result = subprocess.run(
+      [sys.executable, "-m", "pipelines.build_dataset", "--source", str(nsynth_tfrecord),
+       "--out", str(tmp_path / "ds"), "--effect", "phaser", "--no-progress",
+       "--runner=DirectRunner", "--direct_running_mode=multi_threading",
+       "--direct_num_workers=2"],
+      capture_output=True, text=True, cwd=REPO, timeout=600)
+  assert result.returncode == 0, result.stderr
+  assert manifest_lib.read(tmp_path / "ds")["counts"]["per_effect"]["phaser"] == 10
+
+
+def test_overwrite_replaces_and_removes_old_shards(tmp_path, nsynth_tfrecord):
+  out = tmp_path / "ds"
+  _build(out, "--source", nsynth_tfrecord, "--effect", "reverb", "--records-per-shard", 2)
+  refused = run_cli("build-dataset", "--source", nsynth_tfrecord, "--out", out)
+  assert refused.returncode == 2
+  assert "already holds a dataset: give --overwrite" in refused.stderr
+  new = _build(out, "--source", nsynth_tfrecord, "--effect", "delay", "--overwrite",
+               "--max-notes", 2)
+  assert sorted(os.listdir(out)) == sorted([s["file"] for s in new["shards"]] + ["manifest.json"])
+  assert [e["name"] for e in new["effects"]] == ["dry", "delay"]
+
+
+def test_interrupted_run_leaves_nothing_that_looks_like_a_dataset(tmp_path, home):
+  out = tmp_path / "ds"
+  proc = subprocess.Popen(
+      [sys.executable, "-m", "reverbsynth", "build-dataset", "--family", "bass",
+       "--out", str(out), "--no-progress"],
+      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+  deadline = time.time() + 120
+  while time.time() < deadline and not any(out.glob(".staging-*/parts/*")):
+    time.sleep(0.2)
+  assert any(out.glob(".staging-*/parts/*")), "the build never started writing"
+  os.killpg(proc.pid, signal.SIGKILL)
+  proc.wait()
+  assert not (out / "manifest.json").exists()
+  assert not list(out.glob("*.tfrecord"))
+  with pytest.raises(Exception, match="not a reverbsynth dataset"):
+    manifest_lib.read(out)
