@@ -154,7 +154,7 @@ def main(argv=None) -> None:
   try:
     code = cli.main(args=argv, prog_name="reverbsynth", standalone_mode=False)
   except click.UsageError as e:
-    _echo_err(f"{e.format_message()} (see --help)")
+    _echo_err(f"error: {e.format_message()} (see --help)")
     sys.exit(2)
   except UserError as e:
     _echo_err(f"error: {e}")

@@ -9,7 +9,7 @@ from tests.conftest import run_cli
 
 def _assert_refused(result, *fragments):
   assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-  lines = [l for l in result.stderr.splitlines() if l.startswith("reverbsynth:")]
+  lines = [l for l in result.stderr.splitlines() if l.startswith("reverbsynth: error:")]
   assert len(lines) == 1, result.stderr
   assert "Traceback" not in result.stderr
   for fragment in fragments:
