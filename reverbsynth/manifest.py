@@ -74,17 +74,21 @@ def summary(manifest: dict, data_dir, counters: dict | None = None) -> str:
   """What a built dataset holds, for people: where, what, how many."""
   counts = manifest["counts"]
   per_effect = ", ".join(f"{e} {n}" for e, n in counts["per_effect"].items())
+  order = ["train", "valid", "test"]
   splits = ", ".join(
       f"{name} {c['records']} ({sum(s['split'] == name for s in manifest['shards'])} shards)"
-      for name, c in counts["per_split"].items())
+      for name, c in sorted(counts["per_split"].items(),
+                            key=lambda kv: order.index(kv[0]) if kv[0] in order else 3))
   skipped = manifest["log"].get("skipped", {})
   filters = manifest["filters"]
+  names = lambda v: v if isinstance(v, str) else ", ".join(map(str, v)) or "none"
   lines = [
       f"Dataset: {data_dir}",
       f"  source    {manifest['source']['kind']} {manifest['source']['path']}",
-      f"  filters   families {filters['families']}, pitches "
-      f"{filters['pitch_range'][0]}..{filters['pitch_range'][1]}, "
-      f"velocities {filters['velocities']}",
+      f"  filters   families {names(filters['families'])}; sources "
+      f"{names(filters['instrument_sources'])}; pitches "
+      f"{filters['pitch_range'][0]}..{filters['pitch_range'][1]}; velocities "
+      f"{names(filters['velocities'])}; excluded qualities {names(filters['exclude_qualities'])}",
       f"  notes     {counts['notes_selected']} selected, {sum(skipped.values())} skipped"
       + (f" ({'; '.join(f'{r}: {n}' for r, n in skipped.items())})" if skipped else ""),
       f"  records   {counts['records']}: {per_effect}",

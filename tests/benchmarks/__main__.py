@@ -1,0 +1,6 @@
+"""`make bench`: every benchmark, each printing ratios against a baseline measured in the same run."""
+
+from tests.benchmarks import bench_build_dataset
+
+if __name__ == "__main__":
+  bench_build_dataset.main()
