@@ -33,9 +33,10 @@ def _source(spec):
     return soundfont.SoundFontSource()
   if spec == "soundfont" or spec.startswith("soundfont:"):
     return soundfont.SoundFontSource(spec.partition(":")[2] or None)
-  if os.path.isdir(spec) and os.path.isfile(os.path.join(spec, "examples.json")):
+  from reverbsynth import storage
+  if storage.exists(storage.join(spec, "examples.json")):
     return nsynth.JsonWavSource(spec)
-  if not os.path.exists(spec) and not nsynth.tfrecord_files(spec):
+  if not storage.exists(spec) and not nsynth.tfrecord_files(spec):
     raise UserError(f"source {spec!r} does not exist: give an NSynth .tfrecord file, "
                     "glob or directory, an NSynth json/wav directory, or soundfont[:PATH]")
   return nsynth.TFRecordSource(spec)
@@ -112,7 +113,10 @@ def build_dataset(ctx, source, effects, keep_dry, randomize, families, sources,
   vocabulary = effects_lib.vocabulary(effects, keep_dry)
   if valid_fraction + test_fraction >= 1:
     raise UserError("--valid-fraction + --test-fraction must leave room for train (< 1)")
-  out = os.path.abspath(out) if out else str(paths.default_dataset_dir(effects, families))
+  if out is None:
+    out = str(paths.default_dataset_dir(effects, families))
+  elif "://" not in out:
+    out = os.path.abspath(os.path.expanduser(out))
   from pipelines import build_dataset as pipeline
   plan = pipeline.BuildPlan(
       source=_source(source), note_filter=note_filter, effects=vocabulary, out=out,

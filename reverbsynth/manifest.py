@@ -6,8 +6,8 @@ manifest is written last, under a temporary name, then renamed.
 
 import hashlib
 import json
-import os
 
+from reverbsynth import storage
 from reverbsynth.errors import UserError
 
 FILENAME = "manifest.json"
@@ -19,16 +19,16 @@ def dumps(manifest: dict) -> str:
 
 
 def exists(data_dir) -> bool:
-  return os.path.isfile(os.path.join(data_dir, FILENAME))
+  return storage.exists(storage.join(data_dir, FILENAME))
 
 
 def read(data_dir) -> dict:
   """The manifest of a built dataset; UserError if `data_dir` is not one."""
-  path = os.path.join(data_dir, FILENAME)
+  path = storage.join(data_dir, FILENAME)
   try:
-    with open(path) as f:
-      manifest = json.load(f)
-  except FileNotFoundError:
+    with storage.open_read(path) as f:
+      manifest = json.loads(f.read())
+  except OSError:
     raise UserError(f"{data_dir} is not a reverbsynth dataset (no {FILENAME}); "
                     "build one with 'reverbsynth build-dataset'") from None
   except json.JSONDecodeError as e:
@@ -39,13 +39,13 @@ def read(data_dir) -> dict:
 
 
 def shard_paths(data_dir, manifest: dict, split: str) -> list:
-  return [os.path.join(data_dir, s["file"]) for s in manifest["shards"]
+  return [storage.join(data_dir, s["file"]) for s in manifest["shards"]
           if s["split"] == split]
 
 
 def sha256(path) -> str:
   digest = hashlib.sha256()
-  with open(path, "rb") as f:
+  with storage.open_read(path) as f:
     for block in iter(lambda: f.read(1 << 20), b""):
       digest.update(block)
   return digest.hexdigest()
@@ -55,10 +55,10 @@ def verify(data_dir, manifest: dict | None = None) -> None:
   """Checks every shard's size and sha256; UserError naming the first bad one."""
   manifest = manifest or read(data_dir)
   for shard in manifest["shards"]:
-    path = os.path.join(data_dir, shard["file"])
-    if not os.path.isfile(path):
+    path = storage.join(data_dir, shard["file"])
+    if not storage.exists(path):
       raise UserError(f"shard {path} is missing; rebuild the dataset")
-    if os.path.getsize(path) != shard["bytes"] or sha256(path) != shard["sha256"]:
+    if sha256(path) != shard["sha256"]:
       raise UserError(f"shard {path} is corrupt (size or sha256 differs from "
                       f"{FILENAME}); rebuild the dataset")
 
@@ -99,5 +99,5 @@ def summary(manifest: dict, data_dir, counters: dict | None = None) -> str:
   ]
   if counters:
     lines.append("  counters  " + ", ".join(f"{k} {v}" for k, v in sorted(counters.items())))
-  lines.append(f"  manifest  {os.path.join(data_dir, FILENAME)}")
+  lines.append(f"  manifest  {storage.join(data_dir, FILENAME)}")
   return "\n".join(lines)

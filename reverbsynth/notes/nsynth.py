@@ -1,14 +1,11 @@
 """NSynth notes from its TFRecord files or its json/wav directories."""
 
-import glob
 import json
-import os
-import pathlib
 
 import numpy as np
 import soundfile as sf
 
-from reverbsynth import example_proto, tfrecord
+from reverbsynth import example_proto, storage, tfrecord
 from reverbsynth.errors import UserError
 from reverbsynth.notes.note import FAMILIES, QUALITIES, SOURCES, Note
 from reverbsynth.notes.sources import NoteRef, NoteSource, Skipped, SkipNote
@@ -53,12 +50,10 @@ def _example_metadata(features: dict) -> dict:
 
 
 def tfrecord_files(path: str) -> list:
-  """NSynth TFRecord files named by a file, a glob or a directory."""
-  if os.path.isdir(path):
-    files = sorted(glob.glob(os.path.join(path, "*.tfrecord*")))
-  else:
-    files = sorted(glob.glob(path))
-  return [f for f in files if os.path.isfile(f)]
+  """NSynth TFRecord files named by a file, a glob or a directory (local or remote)."""
+  if storage.is_dir(path):
+    return storage.glob(storage.join(path, "*.tfrecord*"))
+  return storage.glob(path)
 
 
 class TFRecordSource(NoteSource):
@@ -77,7 +72,7 @@ class TFRecordSource(NoteSource):
       self._index = {}
       for path in self.files:
         try:
-          with open(path, "rb") as f:
+          with storage.open_read(path) as f:
             self._index[path] = tfrecord.scan(f)
         except tfrecord.CorruptRecordError as e:
           raise UserError(f"{path} is not a readable TFRecord file ({e}): "
@@ -86,7 +81,7 @@ class TFRecordSource(NoteSource):
 
   def describe(self) -> dict:
     return {"kind": "nsynth-tfrecord", "path": self.path,
-            "files": [os.path.basename(f) for f in self.files]}
+            "files": [storage.basename(f) for f in self.files]}
 
 
   def partitions(self) -> list:
@@ -98,9 +93,9 @@ class TFRecordSource(NoteSource):
 
   def refs(self, partition):
     path, index = partition
-    with open(path, "rb") as f:
+    with storage.open_read(path) as f:
       for offset, size in index:
-        where = f"{os.path.basename(path)}@{offset}"
+        where = f"{storage.basename(path)}@{offset}"
         try:
           features = example_proto.decode(tfrecord.read_at(f, offset, size))
           note = note_from_metadata(_example_metadata(features))
@@ -115,7 +110,7 @@ class TFRecordSource(NoteSource):
   def load(self, ref: NoteRef) -> tuple:
     path, offset, size = ref.locator
     try:
-      with open(path, "rb") as f:
+      with storage.open_read(path) as f:
         features = example_proto.decode(tfrecord.read_at(f, offset, size))
     except (OSError, tfrecord.CorruptRecordError) as e:
       raise SkipNote(f"unreadable record ({e})") from None
@@ -131,12 +126,12 @@ class JsonWavSource(NoteSource):
   lists_refs_cheaply = True
 
   def __init__(self, directory: str):
-    self.directory = pathlib.Path(directory)
-    self.examples_path = self.directory / "examples.json"
+    self.directory = str(directory)
+    self.examples_path = storage.join(self.directory, "examples.json")
     try:
-      with open(self.examples_path) as f:
-        self.examples = json.load(f)
-    except FileNotFoundError:
+      with storage.open_read(self.examples_path) as f:
+        self.examples = json.loads(f.read())
+    except OSError:
       raise UserError(f"{directory} has no examples.json: give an NSynth json/wav "
                       "directory (examples.json + audio/*.wav)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -145,7 +140,7 @@ class JsonWavSource(NoteSource):
       raise UserError(f"{self.examples_path} must map note_str to note metadata")
 
   def describe(self) -> dict:
-    return {"kind": "nsynth-json-wav", "path": str(self.directory)}
+    return {"kind": "nsynth-json-wav", "path": self.directory}
 
 
   def partitions(self) -> list:
@@ -160,11 +155,12 @@ class JsonWavSource(NoteSource):
       except (ValueError, KeyError, TypeError) as e:
         yield Skipped(f"bad examples.json entry ({e})", note_str)
         continue
-      yield NoteRef(note, str(self.directory / "audio" / f"{note_str}.wav"))
+      yield NoteRef(note, storage.join(self.directory, "audio", f"{note_str}.wav"))
 
   def load(self, ref: NoteRef) -> tuple:
     try:
-      audio, sample_rate = sf.read(ref.locator, dtype="float32")
+      with storage.open_read(ref.locator) as f:
+        audio, sample_rate = sf.read(f, dtype="float32")
     except (OSError, RuntimeError, sf.LibsndfileError) as e:
       raise SkipNote(f"unreadable wav ({type(e).__name__})") from None
     return audio, sample_rate

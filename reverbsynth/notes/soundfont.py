@@ -112,7 +112,9 @@ class SoundFontSource(NoteSource):
     _fluidsynth()
 
   def describe(self) -> dict:
-    return {"kind": "soundfont", "path": self.path,
+    builtin = self.path == default_soundfont()
+    return {"kind": "soundfont",
+            "path": "TimGM6mb.sf2 (built into pretty_midi)" if builtin else self.path,
             "sha256": manifest.sha256(self.path)}
 
 
