@@ -75,8 +75,12 @@ def summary(manifest: dict, data_dir, counters: dict | None = None) -> str:
   counts = manifest["counts"]
   per_effect = ", ".join(f"{e} {n}" for e, n in counts["per_effect"].items())
   order = ["train", "valid", "test"]
+  def shards(split):
+    n = sum(s["split"] == split for s in manifest["shards"])
+    return f"{n} shard{'s' if n != 1 else ''}"
+
   splits = ", ".join(
-      f"{name} {c['records']} ({sum(s['split'] == name for s in manifest['shards'])} shards)"
+      f"{name} {c['records']} ({shards(name)})"
       for name, c in sorted(counts["per_split"].items(),
                             key=lambda kv: order.index(kv[0]) if kv[0] in order else 3))
   skipped = manifest["log"].get("skipped", {})
