@@ -35,7 +35,7 @@ from reverbsynth import manifest as manifest_lib, records
 from reverbsynth.effects import Effect
 from reverbsynth.errors import UserError
 from reverbsynth.notes.filters import NoteFilter
-from reverbsynth.notes.note import conform
+from reverbsynth.notes.note import NUM_SAMPLES, SAMPLE_RATE, conform
 from reverbsynth.notes.sources import NoteSource, Skipped, SkipNote
 from pipelines import sharded_sink
 
@@ -70,7 +70,7 @@ class BuildPlan:
         "splits": dict(self.fractions),
         "effects": [dict(e.describe(), id=i, param_names=e.param_names())
                     for i, e in enumerate(self.effects)],
-        "audio": {"sample_rate": 16000, "num_samples": 64000},
+        "audio": {"sample_rate": SAMPLE_RATE, "num_samples": NUM_SAMPLES},
     }
 
 
@@ -118,7 +118,7 @@ class LoadNote(beam.DoFn):
       return
     for change in changes:
       yield beam.pvalue.TaggedOutput("log", ("conformed", change, ""))
-    yield ref.note.with_audio(audio, 16000)
+    yield ref.note.with_audio(audio, SAMPLE_RATE)
 
 
 class RenderRecords(beam.DoFn):
@@ -130,6 +130,7 @@ class RenderRecords(beam.DoFn):
     self.randomize = randomize
 
   def setup(self):
+    self.skipped = Metrics.counter(NAMESPACE, "skipped")
     self.written = {e.name: Metrics.counter(NAMESPACE, f"written[{e.name}]")
                     for e in self.effects}
 
@@ -138,6 +139,7 @@ class RenderRecords(beam.DoFn):
       values = effect.params(self.randomize, self.seed, note.note_str)
       audio = effect.apply(note.audio, values)
       if not np.isfinite(audio).all():
+        self.skipped.inc()
         yield beam.pvalue.TaggedOutput(
             "log", ("skipped", f"non-finite output of {effect.name}", note.note_str))
         continue

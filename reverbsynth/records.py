@@ -81,8 +81,8 @@ def dataset(data_dir, split: str = "train", shuffle_files: bool = False,
   """tf.data.Dataset of parsed records of one split of a built dataset.
 
   Each element is a dict of dense tensors named as in `feature_spec` (audio
-  float32 [64000]; effect_params float32 [P]). Reads the shard list from the manifest, so an incomplete
-  directory (no manifest) is refused.
+  float32 [64000]; effect_params float32 [P]). The shard list comes from the
+  manifest, so an incomplete directory (no manifest) is refused.
   """
   import tensorflow as tf
   manifest = manifest_lib.read(data_dir)

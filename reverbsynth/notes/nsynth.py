@@ -7,7 +7,7 @@ import soundfile as sf
 
 from reverbsynth import example_proto, storage, tfrecord
 from reverbsynth.errors import UserError
-from reverbsynth.notes.note import FAMILIES, QUALITIES, SOURCES, Note
+from reverbsynth.notes.note import FAMILIES, QUALITIES, SAMPLE_RATE, SOURCES, Note
 from reverbsynth.notes.sources import NoteRef, NoteSource, Skipped, SkipNote
 
 METADATA_FEATURES = ("note_str", "pitch", "velocity", "instrument",
@@ -30,7 +30,7 @@ def note_from_metadata(meta: dict) -> Note:
       instrument_family=family,
       instrument_source=source,
       qualities=qualities,
-      sample_rate=int(meta.get("sample_rate", 16000)))
+      sample_rate=int(meta.get("sample_rate", SAMPLE_RATE)))
 
 
 def _example_metadata(features: dict) -> dict:
