@@ -1,0 +1,1 @@
+"""The progressive GAN: layers, generator, discriminator, losses, growth schedule."""

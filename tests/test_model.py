@@ -1,0 +1,89 @@
+"""The progressive networks: shapes at every stage, fade-in continuity, conditioning, losses."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import ops
+
+from reverbsynth.model import layers, losses, networks, schedule
+
+TINY = networks.ModelConfig(latent_size=8, num_pitches=5, num_effects=3, start_shape=(2, 4),
+                            num_levels=4, fmap_base=64, fmap_max=16)
+
+
+@pytest.fixture(scope="module")
+def nets():
+  return networks.build(TINY)
+
+
+def _inputs(batch=4, effect=0, seed=0):
+  rng = np.random.default_rng(seed)
+  z = rng.standard_normal((batch, TINY.latent_size)).astype(np.float32)
+  pitch = ops.one_hot(np.arange(batch) % TINY.num_pitches, TINY.num_pitches)
+  fx = ops.one_hot(np.full(batch, effect), TINY.num_effects)
+  return z, pitch, fx
+
+
+def test_shapes_at_every_stage(nets):
+  g, d = nets
+  assert schedule.num_stages(TINY.num_levels) == 7
+  for index in range(7):
+    st = schedule.stage(index, TINY.num_levels)
+    out = g(*_inputs(), level=st.level, alpha=0.5 if st.transition else 1.0)
+    assert tuple(out.shape) == (4, *TINY.shape(st.level))
+    assert float(ops.max(ops.abs(out))) <= 1.0
+    score, pitch, effect = d(out, level=st.level, alpha=0.5 if st.transition else 1.0)
+    assert (score.shape, pitch.shape, effect.shape) == ((4, 1), (4, 5), (4, 3))
+  assert TINY.shape(4) == (16, 32, 2)
+  full = networks.ModelConfig()
+  assert full.shape(7) == (128, 1024, 2) and [full.filters(l) for l in (1, 5, 7)] == [256, 128, 32]
+
+
+def test_schedule_alternates_stable_and_transition():
+  stages = [schedule.stage(i, 7) for i in range(13)]
+  assert [(s.level, s.transition) for s in stages[:4]] == [(1, False), (2, True), (2, False), (3, True)]
+  assert stages[-1].level == 7 and not stages[-1].transition
+  assert stages[1].alpha(250, 1000) == 0.25 and stages[2].alpha(0, 1000) == 1.0
+
+
+def test_fade_in_at_alpha_zero_equals_previous_level(nets):
+  g, d = nets
+  inputs = _inputs()
+  for level in range(2, TINY.num_levels + 1):
+    previous = g(*inputs, level=level - 1)
+    fading = g(*inputs, level=level, alpha=ops.convert_to_tensor(0.0))
+    np.testing.assert_allclose(fading, layers.upsample(previous), atol=1e-6)
+    x = g(*inputs, level=level)
+    expected = d(layers.downsample(x), level=level - 1)
+    for a, b in zip(d(x, level=level, alpha=ops.convert_to_tensor(0.0)), expected):
+      np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_effect_label_changes_the_generated_spectra(nets):
+  g, _ = nets
+  z, pitch, dry = _inputs(effect=0)
+  _, _, wet = _inputs(effect=1)
+  a, b = g(z, pitch, dry), g(z, pitch, wet)
+  assert float(ops.mean(ops.abs(a - b))) > 1e-3
+  np.testing.assert_allclose(g(z, pitch, dry), a, atol=1e-6)  # Deterministic for fixed inputs.
+
+
+def test_gradient_penalty_on_a_linear_critic():
+  w = tf.constant(np.full((1, 2, 2, 1), 0.25, np.float32))  # ||w|| = 0.5
+  critic = lambda x: tf.reduce_sum(x * w, axis=[1, 2, 3])
+  real, fake = tf.zeros([3, 2, 2, 1]), tf.ones([3, 2, 2, 1])
+  u = tf.random.uniform([3, 1, 1, 1])
+  assert float(losses.gradient_penalty(critic, real, fake, u)) == pytest.approx(0.25, abs=1e-5)
+
+
+def test_losses_combine_terms_with_gansynth_weights():
+  cfg = losses.LossConfig()
+  real = (ops.ones((2, 1)), ops.zeros((2, 5)), ops.zeros((2, 3)))
+  fake = (-ops.ones((2, 1)), ops.zeros((2, 5)), ops.zeros((2, 3)))
+  pitch, effect = ops.one_hot([0, 1], 5), ops.one_hot([0, 2], 3)
+  d = losses.discriminator_loss(real, fake, 0.5, pitch, effect, cfg)
+  assert float(d["d_wasserstein"]) == pytest.approx(-2.0)
+  expected = -2.0 + 10 * 0.5 + 0.001 * 1.0 + 10 * (np.log(5) + np.log(3))
+  assert float(d["d_loss"]) == pytest.approx(expected, rel=1e-5)
+  g = losses.generator_loss(fake, pitch, effect, cfg)
+  assert float(g["g_loss"]) == pytest.approx(1.0 + 10 * (np.log(5) + np.log(3)), rel=1e-5)
