@@ -126,13 +126,26 @@ class Discriminator(keras.Model):
     return self.score(x), self.pitch(x), self.effect(x)
 
 
+def _dummy_inputs(config: ModelConfig, batch: int):
+  z = keras.random.normal((batch, config.latent_size), seed=0)
+  pitch = ops.one_hot(ops.zeros((batch,), "int32"), config.num_pitches)
+  effect = ops.one_hot(ops.zeros((batch,), "int32"), config.num_effects)
+  return z, pitch, effect
+
+
+def build_generator(generator: Generator, batch: int = 4) -> None:
+  """Builds every layer of every level of `generator` (so that weights can be loaded)."""
+  inputs = _dummy_inputs(generator.config, batch)
+  for level in range(1, generator.config.num_levels + 1):
+    generator(*inputs, level=level, alpha=0.5 if level > 1 else 1.0)
+
+
 def build(config: ModelConfig, batch: int = 4):
   """A generator and a discriminator with every layer of every level built."""
   generator, discriminator = Generator(config), Discriminator(config)
-  z = keras.random.normal((batch, config.latent_size))
-  pitch = ops.one_hot(ops.zeros((batch,), "int32"), config.num_pitches)
-  effect = ops.one_hot(ops.zeros((batch,), "int32"), config.num_effects)
+  build_generator(generator, batch)
+  inputs = _dummy_inputs(config, batch)
   for level in range(1, config.num_levels + 1):
-    fake = generator(z, pitch, effect, level=level, alpha=0.5 if level > 1 else 1.0)
-    discriminator(fake, level=level, alpha=0.5 if level > 1 else 1.0)
+    alpha = 0.5 if level > 1 else 1.0
+    discriminator(generator(*inputs, level=level, alpha=alpha), level=level, alpha=alpha)
   return generator, discriminator

@@ -1,0 +1,136 @@
+"""Real spectra for training: tf.data from a built dataset, normalizer, label prior.
+
+Elements are (spectra [B, T, F, 2] normalized to about [-1, 1], pitch one-hot
+[B, P], effect one-hot [B, E]). The order is fixed by the seed, and a stream
+can start after any number of examples, so a resumed run sees what an
+uninterrupted one would have.
+"""
+
+import dataclasses
+import json
+
+import numpy as np
+import tensorflow as tf
+
+from reverbsynth import manifest as manifest_lib, records, spectral
+from reverbsynth.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class Labels:
+  """The label vocabularies a model is trained with."""
+  pitch_min: int
+  num_pitches: int
+  effects: tuple  # Names, in label order.
+
+  def to_json(self) -> dict:
+    return {"pitch_min": self.pitch_min, "num_pitches": self.num_pitches,
+            "effects": list(self.effects)}
+
+  @classmethod
+  def from_json(cls, data: dict) -> "Labels":
+    return cls(data["pitch_min"], data["num_pitches"], tuple(data["effects"]))
+
+  @classmethod
+  def from_manifest(cls, manifest: dict, config: dict) -> "Labels":
+    return cls(config["model"]["pitch_min"], config["model"]["num_pitches"],
+               tuple(e["name"] for e in manifest["effects"]))
+
+
+@dataclasses.dataclass(frozen=True)
+class Normalizer:
+  """Per-channel affine map of spectra to about [-1, 1]: x * scale + offset, clipped."""
+  scale: tuple
+  offset: tuple
+
+  def normalize(self, spectra):
+    return tf.clip_by_value(spectra * self.scale + self.offset, -1.0, 1.0)
+
+  def denormalize(self, spectra):
+    return (spectra - np.asarray(self.offset, np.float32)) / np.asarray(self.scale, np.float32)
+
+  def to_json(self) -> dict:
+    return {"scale": list(self.scale), "offset": list(self.offset)}
+
+  @classmethod
+  def from_json(cls, data: dict) -> "Normalizer":
+    return cls(tuple(data["scale"]), tuple(data["offset"]))
+
+
+def spectral_config(config: dict) -> spectral.SpectralConfig:
+  s, a = config["spectral"], config["audio"]
+  return spectral.SpectralConfig(sample_rate=a["sample_rate"], num_samples=a["num_samples"],
+                                 nfft=s["nfft"], hop=s["hop"], frames=s["frames"],
+                                 mel=s["mel"])
+
+
+def label_prior(manifest: dict, labels: Labels) -> tuple:
+  """(pitch probabilities [P], effect probabilities [E]) of the training split."""
+  train = manifest["counts"]["per_split"].get("train", {})
+  pitch = np.zeros(labels.num_pitches)
+  for p, n in train.get("per_pitch", {}).items():
+    i = int(p) - labels.pitch_min
+    if 0 <= i < labels.num_pitches:
+      pitch[i] += n
+  effect = np.array([train.get("per_effect", {}).get(e, 0) for e in labels.effects], float)
+  if pitch.sum() == 0 or effect.sum() == 0:
+    raise UserError("the dataset's training split has no notes in the model's pitch range "
+                    f"{labels.pitch_min}..{labels.pitch_min + labels.num_pitches - 1}")
+  return pitch / pitch.sum(), effect / effect.sum()
+
+
+def _examples(data_dir, config: dict, labels: Labels, seed: int, skip: int):
+  """Shuffled, repeated (audio [N], pitch index, effect index), after `skip` examples."""
+  manifest = manifest_lib.read(data_dir)
+  files = manifest_lib.shard_paths(data_dir, manifest, "train")
+  if not files:
+    raise UserError(f"{data_dir} has no training split; rebuild it with a train fraction")
+  n = config["audio"]["num_samples"]
+  spec = {"audio": tf.io.FixedLenFeature([manifest["audio"]["num_samples"]], tf.float32),
+          "pitch": tf.io.FixedLenFeature([], tf.int64),
+          "effect": tf.io.FixedLenFeature([], tf.int64)}
+  low, high = labels.pitch_min, labels.pitch_min + labels.num_pitches - 1
+
+  def parse(record):
+    x = tf.io.parse_single_example(record, spec)
+    return x["audio"][:n], tf.cast(x["pitch"] - low, tf.int32), tf.cast(x["effect"], tf.int32)
+
+  ds = tf.data.TFRecordDataset(files, num_parallel_reads=1)
+  ds = ds.repeat().shuffle(config["train"]["shuffle_buffer"], seed=seed)
+  ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  ds = ds.filter(lambda a, p, e: (p >= 0) & (p <= high - low))
+  return ds.skip(skip)
+
+
+def dataset(data_dir, config: dict, labels: Labels, normalizer: Normalizer, batch: int,
+            seed: int = 0, skip: int = 0) -> tf.data.Dataset:
+  """Batches of (spectra, pitch one-hot, effect one-hot) starting after `skip` examples."""
+  sp = spectral.Spectral(spectral_config(config))
+
+  def to_spectra(audio, pitch, effect):
+    x = normalizer.normalize(sp.audio_to_spectra(audio))
+    return (x, tf.one_hot(pitch, labels.num_pitches),
+            tf.one_hot(effect, len(labels.effects)))
+
+  ds = _examples(data_dir, config, labels, seed, skip).batch(batch, drop_remainder=True)
+  return ds.map(to_spectra, num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+
+def compute_normalizer(data_dir, config: dict, labels: Labels, seed: int = 0) -> Normalizer:
+  """Maps the 0.1 and 99.9 percentiles of each channel over training examples to -1 and 1."""
+  sp = spectral.Spectral(spectral_config(config))
+  count = config["train"]["normalizer_examples"]
+  audio = [a for a, _, _ in _examples(data_dir, config, labels, seed, 0).take(count)]
+  spectra = sp.audio_to_spectra(tf.stack(audio)).numpy()
+  scale, offset = [], []
+  for channel in range(spectra.shape[-1]):
+    lo, hi = np.percentile(spectra[..., channel], [0.1, 99.9])
+    scale.append(float(2.0 / max(hi - lo, 1e-6)))
+    offset.append(float(-1.0 - lo * scale[-1]))
+  return Normalizer(tuple(scale), tuple(offset))
+
+
+def save_json(path, data: dict) -> None:
+  with open(path, "w") as f:
+    json.dump(data, f, indent=2, sort_keys=True)

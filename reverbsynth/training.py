@@ -1,0 +1,349 @@
+"""The training loop: progressive stages, WGAN-GP steps, generator EMA, checkpoints, summaries.
+
+A run directory holds:
+  config.yaml      the resolved config          labels.json, normalizer.json
+  checkpoints/     latest (every few minutes) and stage-NN (each finished stage)
+  logs/            TensorBoard: every loss term, spectrogram images, audio
+  samples/         stage-NN.wav + .png: one row per effect, columns across pitches
+  generator/       the exported EMA generator (reverbsynth.synthesis loads it)
+
+Randomness (latents, fake labels, penalty mixing) is drawn from (seed, step) and the
+data stream skips what earlier steps consumed, so a resumed run continues exactly
+where the interrupted one stood.
+"""
+
+import dataclasses
+import math
+import os
+import shutil
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+import yaml
+
+from reverbsynth import manifest as manifest_lib, spectral, train_input
+from reverbsynth.errors import UserError
+from reverbsynth.model import layers as L, losses, networks, schedule
+
+GAP_SECONDS = 0.25
+
+
+class NaNLossError(UserError):
+  """A loss became NaN; the last good checkpoint is kept."""
+
+
+def model_config(config: dict, labels: train_input.Labels) -> networks.ModelConfig:
+  m = config["model"]
+  return networks.ModelConfig(
+      latent_size=m["latent_size"], num_pitches=labels.num_pitches,
+      num_effects=len(labels.effects), start_shape=tuple(m["start_shape"]),
+      num_levels=m["num_levels"], fmap_base=m["fmap_base"], fmap_max=m["fmap_max"])
+
+
+def _check_shapes(config: dict) -> None:
+  sc = train_input.spectral_config(config)
+  mc = config["model"]
+  top = [s * 2 ** (mc["num_levels"] - 1) for s in mc["start_shape"]]
+  if top != [sc.frames, sc.bins]:
+    raise UserError(f"model.start_shape x 2^(num_levels-1) = {top} must equal the spectra's "
+                    f"[frames, nfft/2] = {[sc.frames, sc.bins]}")
+  sc.pad_left  # Raises if the frames cannot hold the audio.
+
+
+def export_generator(directory, generator, config: dict, labels, normalizer, level: int):
+  """Writes the EMA generator and all it needs to run, replacing `directory` atomically."""
+  tmp = f"{directory}.tmp"
+  shutil.rmtree(tmp, ignore_errors=True)
+  os.makedirs(tmp)
+  generator.save_weights(os.path.join(tmp, "generator.weights.h5"))
+  train_input.save_json(os.path.join(tmp, "generator.json"), {
+      "config": config, "labels": labels.to_json(), "normalizer": normalizer.to_json(),
+      "level": level})
+  old = f"{directory}.old"
+  if os.path.isdir(directory):
+    os.replace(directory, old)
+  os.replace(tmp, directory)
+  shutil.rmtree(old, ignore_errors=True)
+
+
+def load_generator(directory):
+  """(generator, info) of an exported generator; info as in generator.json."""
+  import json
+  path = os.path.join(directory, "generator.json")
+  try:
+    with open(path) as f:
+      info = json.load(f)
+  except OSError:
+    raise UserError(f"{directory} holds no exported generator (no generator.json); "
+                    "train a run first") from None
+  labels = train_input.Labels.from_json(info["labels"])
+  generator = networks.Generator(model_config(info["config"], labels))
+  networks.build_generator(generator)
+  generator.load_weights(os.path.join(directory, "generator.weights.h5"))
+  return generator, info
+
+
+class Trainer:
+  """Trains `config` on the dataset `data_dir` into `run_dir`."""
+
+  def __init__(self, config: dict, data_dir: str, run_dir: str, resume: bool = False):
+    _check_shapes(config)
+    self.config, self.data_dir, self.run_dir = config, data_dir, run_dir
+    manifest = manifest_lib.read(data_dir)
+    os.makedirs(run_dir, exist_ok=True)
+    labels = train_input.Labels.from_manifest(manifest, config)
+    self._prepare_run_dir(labels, resume)
+    self.labels = labels
+    self.pitch_prior, self.effect_prior = train_input.label_prior(manifest, labels)
+    self.normalizer = self._normalizer()
+    self.model_config = model_config(config, labels)
+    self.loss_config = losses.LossConfig(**config["loss"])
+    self.generator, self.discriminator = networks.build(self.model_config)
+    self.ema = networks.Generator(self.model_config, name="generator_ema")
+    networks.build_generator(self.ema)
+    self.ema.set_weights(self.generator.get_weights())
+    opt = config["optimizer"]
+    make_adam = lambda: keras.optimizers.Adam(opt["learning_rate"], beta_1=opt["beta_1"],
+                                              beta_2=opt["beta_2"], epsilon=1e-8)
+    self.g_opt, self.d_opt = make_adam(), make_adam()
+    self.g_opt.build(self.generator.trainable_variables)
+    self.d_opt.build(self.discriminator.trainable_variables)
+    self.step = tf.Variable(0, dtype=tf.int64)
+    self.stage = tf.Variable(0, dtype=tf.int64)
+    self.images_in_stage = tf.Variable(0, dtype=tf.int64)
+    self.images_total = tf.Variable(0, dtype=tf.int64)
+    self.checkpoint = tf.train.Checkpoint(
+        generator=self.generator, discriminator=self.discriminator, ema=self.ema,
+        g_opt=self.g_opt, d_opt=self.d_opt, step=self.step, stage=self.stage,
+        images_in_stage=self.images_in_stage, images_total=self.images_total)
+    self.manager = tf.train.CheckpointManager(
+        self.checkpoint, os.path.join(run_dir, "checkpoints"), max_to_keep=2,
+        checkpoint_name="latest")
+    if resume and self.manager.latest_checkpoint:
+      self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+    self.writer = tf.summary.create_file_writer(os.path.join(run_dir, "logs"))
+    self._steps = {}
+
+  # --- run directory -------------------------------------------------------
+
+  def _prepare_run_dir(self, labels, resume: bool) -> None:
+    labels_path = os.path.join(self.run_dir, "labels.json")
+    if os.path.exists(labels_path):
+      if not resume:
+        raise UserError(f"{self.run_dir} already holds a run: give --resume to continue it, "
+                        "or another --out")
+      import json
+      with open(labels_path) as f:
+        saved = train_input.Labels.from_json(json.load(f))
+      if saved != labels:
+        raise UserError(f"the dataset's labels {list(labels.effects)} (pitches from "
+                        f"{labels.pitch_min}) do not match the run's {list(saved.effects)} "
+                        f"(from {saved.pitch_min}): resume with the dataset it was trained on")
+      return
+    with open(os.path.join(self.run_dir, "config.yaml"), "w") as f:
+      yaml.safe_dump(self.config, f, sort_keys=False)
+    train_input.save_json(labels_path, labels.to_json())
+
+  def _normalizer(self) -> train_input.Normalizer:
+    path = os.path.join(self.run_dir, "normalizer.json")
+    if os.path.exists(path):
+      import json
+      with open(path) as f:
+        return train_input.Normalizer.from_json(json.load(f))
+    normalizer = train_input.compute_normalizer(self.data_dir, self.config, self.labels,
+                                                self.config["seed"])
+    train_input.save_json(path, normalizer.to_json())
+    return normalizer
+
+  # --- one step --------------------------------------------------------------
+
+  def _fake_inputs(self, batch: int, seeds):
+    """Latents [B, latent] and one-hot labels drawn from the dataset's label prior."""
+    z = tf.random.stateless_normal([batch, self.model_config.latent_size], seeds[0])
+    log_prior = lambda p: tf.math.log(tf.constant(p[None], tf.float32) + 1e-12)
+    pitch = tf.random.stateless_categorical(log_prior(self.pitch_prior), batch, seeds[1])[0]
+    effect = tf.random.stateless_categorical(log_prior(self.effect_prior), batch, seeds[2])[0]
+    return (z, tf.one_hot(pitch, self.model_config.num_pitches),
+            tf.one_hot(effect, self.model_config.num_effects))
+
+  def _real_at(self, spectra, level: int, alpha):
+    """Full-size real spectra [B, T, F, 2] brought to `level`, faded like the fakes."""
+    factor = 2 ** (self.model_config.num_levels - level)
+    x = L.downsample(spectra, factor) if factor > 1 else spectra
+    if level == 1:
+      return x
+    return L.lerp(L.upsample(L.downsample(x)), x, alpha)
+
+  def _make_step(self, level: int, batch: int):
+    g, d, cfg = self.generator, self.discriminator, self.loss_config
+    decay = self.config["optimizer"]["ema"]
+
+    def apply(optimizer, loss, tape, variables):
+      grads = tape.gradient(loss, variables)
+      pairs = [(gr, v) for gr, v in zip(grads, variables) if gr is not None]
+      optimizer.apply([p[0] for p in pairs], [p[1] for p in pairs])
+
+    def step(real, pitch, effect, alpha, seed):
+      seeds = tf.random.experimental.stateless_split(seed, 8)
+      real = self._real_at(real, level, alpha)
+      z, fake_pitch, fake_effect = self._fake_inputs(batch, seeds[:3])
+      u = tf.random.stateless_uniform([batch, 1, 1, 1], seeds[3])
+      with tf.GradientTape() as tape:
+        fake = g(z, fake_pitch, fake_effect, level=level, alpha=alpha)
+        penalty = losses.gradient_penalty(lambda x: d(x, level=level, alpha=alpha)[0],
+                                          real, fake, u)
+        d_terms = losses.discriminator_loss(d(real, level=level, alpha=alpha),
+                                            d(fake, level=level, alpha=alpha),
+                                            penalty, pitch, effect, cfg)
+      apply(self.d_opt, d_terms["d_loss"], tape, d.trainable_variables)
+      z, fake_pitch, fake_effect = self._fake_inputs(batch, seeds[4:7])
+      with tf.GradientTape() as tape:
+        fake = g(z, fake_pitch, fake_effect, level=level, alpha=alpha)
+        g_terms = losses.generator_loss(d(fake, level=level, alpha=alpha),
+                                        fake_pitch, fake_effect, cfg)
+      apply(self.g_opt, g_terms["g_loss"], tape, g.trainable_variables)
+      for averaged, current in zip(self.ema.weights, g.weights):
+        averaged.assign(decay * averaged + (1.0 - decay) * current)
+      return {**d_terms, **g_terms}
+
+    return tf.function(step, jit_compile=bool(self.config["train"]["xla"]))
+
+  # --- the loop --------------------------------------------------------------
+
+  def train(self, stages: int, progress: bool = True, max_steps=None) -> dict:
+    """Trains through the first `stages` stages; returns the last losses.
+
+    `max_steps` stops early after that many steps of this call (for tests and
+    bounded demos), leaving a checkpoint to resume from.
+    """
+    levels = self.model_config.num_levels
+    total_stages = schedule.num_stages(levels)
+    if not 1 <= stages <= total_stages:
+      raise UserError(f"--stages must be 1..{total_stages} for {levels} levels")
+    per_stage = self.config["schedule"]["images_per_stage"]
+    last_save, steps_done, terms = time.monotonic(), 0, {}
+    bar = _progress_bar(progress, stages, per_stage, int(self.stage))
+    while int(self.stage) < stages:
+      st = schedule.stage(int(self.stage), levels)
+      batch = self.config["schedule"]["batch_size"][st.level - 1]
+      key = (st.level, batch)
+      if key not in self._steps:
+        self._steps[key] = self._make_step(*key)
+      data = iter(train_input.dataset(self.data_dir, self.config, self.labels,
+                                      self.normalizer, batch, self.config["seed"],
+                                      skip=int(self.images_total)))
+      while int(self.images_in_stage) < per_stage:
+        if max_steps is not None and steps_done >= max_steps:
+          self.manager.save()
+          return terms
+        real, pitch, effect = next(data)
+        alpha = tf.constant(st.alpha(int(self.images_in_stage), per_stage), tf.float32)
+        seed = tf.stack([tf.constant(self.config["seed"], tf.int64), self.step.value()])
+        terms = {k: float(v) for k, v in self._steps[key](real, pitch, effect, alpha,
+                                                           seed).items()}
+        if not all(math.isfinite(v) for v in terms.values()):
+          bad = ", ".join(k for k, v in terms.items() if not math.isfinite(v))
+          raise NaNLossError(f"loss became NaN at step {int(self.step)} ({bad}); the last good "
+                             f"checkpoint in {self.manager.directory} is kept: lower "
+                             "optimizer.learning_rate and resume")
+        self.step.assign_add(1)
+        self.images_in_stage.assign_add(batch)
+        self.images_total.assign_add(batch)
+        steps_done += 1
+        self._summaries(terms, st, float(alpha))
+        bar.update(st, int(self.images_in_stage), batch, terms)
+        if time.monotonic() - last_save > 60 * self.config["train"]["checkpoint_minutes"]:
+          self.manager.save()
+          last_save = time.monotonic()
+      self._finish_stage(st)
+    bar.close()
+    return terms
+
+  def _summaries(self, terms: dict, st, alpha: float) -> None:
+    if int(self.step) % self.config["train"]["summary_steps"]:
+      return
+    with self.writer.as_default(step=int(self.images_total)):
+      for name, value in terms.items():
+        tf.summary.scalar(f"loss/{name}", value)
+      tf.summary.scalar("progress/level", st.level)
+      tf.summary.scalar("progress/alpha", alpha)
+
+  def _finish_stage(self, st) -> None:
+    """Sample grid, summaries, stage checkpoint, exported generator; then the next stage."""
+    audio, image = self.sample_grid(st.level)
+    samples = os.path.join(self.run_dir, "samples")
+    os.makedirs(samples, exist_ok=True)
+    _write_wav(os.path.join(samples, f"stage-{st.index:02d}.wav"), audio,
+               self.config["audio"]["sample_rate"])
+    tf.io.write_file(os.path.join(samples, f"stage-{st.index:02d}.png"), tf.io.encode_png(image))
+    real = next(iter(train_input.dataset(self.data_dir, self.config, self.labels,
+                                         self.normalizer, 4, self.config["seed"])))[0]
+    with self.writer.as_default(step=int(self.images_total)):
+      tf.summary.image("spectra/generated", tf.cast(image, tf.float32)[None] / 255.0)
+      tf.summary.image("spectra/real", _spectrogram_images(real))
+      tf.summary.audio("audio/generated", audio.reshape(1, -1, 1),
+                       self.config["audio"]["sample_rate"])
+    export_generator(os.path.join(self.run_dir, "generator"), self.ema, self.config,
+                     self.labels, self.normalizer, st.level)
+    self.stage.assign_add(1)
+    self.images_in_stage.assign(0)
+    self.checkpoint.write(os.path.join(self.run_dir, "checkpoints", f"stage-{st.index:02d}"))
+    self.manager.save()
+
+  def sample_grid(self, level: int):
+    """(audio float32 [N_total], PNG image uint8 [H, W, 1]): effects down, pitches across."""
+    pitches = [p - self.labels.pitch_min for p in self.config["train"]["sample_pitches"]
+               if 0 <= p - self.labels.pitch_min < self.labels.num_pitches]
+    rows, cols = len(self.labels.effects), len(pitches)
+    z = tf.random.stateless_normal([1, self.model_config.latent_size],
+                                   [self.config["seed"], 7])
+    z = tf.repeat(z, rows * cols, axis=0)
+    pitch = tf.one_hot(np.tile(pitches, rows), self.model_config.num_pitches)
+    effect = tf.one_hot(np.repeat(np.arange(rows), cols), self.model_config.num_effects)
+    spectra = self.ema(z, pitch, effect, level=level)
+    factor = 2 ** (self.model_config.num_levels - level)
+    if factor > 1:
+      spectra = L.upsample(spectra, factor)
+    sp = spectral.Spectral(train_input.spectral_config(self.config))
+    notes = sp.spectra_to_audio(self.normalizer.denormalize(spectra)).numpy()
+    gap = np.zeros(int(GAP_SECONDS * self.config["audio"]["sample_rate"]), np.float32)
+    audio = np.concatenate([np.concatenate([n, gap]) for n in notes])
+    peak = np.abs(audio).max()
+    audio = audio / peak * 0.9 if peak > 0 else audio
+    tiles = _spectrogram_images(spectra).numpy()[..., 0]  # [R*C, F, T]
+    grid = tiles.reshape(rows, cols, *tiles.shape[1:]).transpose(0, 2, 1, 3)
+    grid = grid.reshape(rows * tiles.shape[1], cols * tiles.shape[2])
+    return audio, (grid[..., None] * 255).astype(np.uint8)
+
+
+def _spectrogram_images(spectra):
+  """Channel 0 of spectra [B, T, F, 2] as images [B, F, T, 1] in [0, 1], low frequencies down."""
+  x = tf.transpose(spectra[..., :1], [0, 2, 1, 3])[:, ::-1]
+  return (tf.clip_by_value(x, -1.0, 1.0) + 1.0) / 2.0
+
+
+def _write_wav(path, audio, sample_rate) -> None:
+  import soundfile as sf
+  sf.write(path, audio, sample_rate, subtype="FLOAT")
+
+
+class _progress_bar:
+  """Stage, images, images/s and the main losses on one line."""
+
+  def __init__(self, enabled: bool, stages: int, per_stage: int, start_stage: int):
+    from tqdm import tqdm
+    self.bar = tqdm(total=(stages - start_stage) * per_stage, unit="img", file=sys.stderr,
+                    disable=not enabled, dynamic_ncols=True)
+    self.stages = stages
+
+  def update(self, st, images_in_stage, batch, terms):
+    self.bar.set_description(f"stage {st.index + 1}/{self.stages} "
+                             f"({'fade-in' if st.transition else 'stable'} level {st.level})")
+    self.bar.set_postfix(d=f"{terms['d_loss']:.3g}", g=f"{terms['g_loss']:.3g}", refresh=False)
+    self.bar.update(batch)
+
+  def close(self):
+    self.bar.close()
