@@ -128,6 +128,53 @@ def build_dataset(ctx, source, effects, keep_dry, randomize, families, sources,
   click.echo(manifest.summary(built, out, counters))
 
 
+@cli.command("train", context_settings={"ignore_unknown_options": False})
+@click.option("--config", "config_name", default=None, metavar="NAME|FILE",
+              help="Training config: a YAML file or a name in configs/ (tiny, cpu, "
+                   "reverbsynth, gansynth). Default: reverbsynth.")
+@click.option("--data", default=None, metavar="DIR",
+              help="A built dataset. Default: the one build-dataset wrote last.")
+@click.option("--out", default=None, metavar="DIR",
+              help="Run directory. Default: $REVERBSYNTH_HOME/runs/<config>-<dataset>.")
+@click.option("--stages", default=None, type=click.IntRange(min=1),
+              help="Train the first N stages (even = stable, odd = fade-in). Default: all.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--max-steps", default=None, type=click.IntRange(min=1),
+              help="Stop after this many steps (a checkpoint is kept; --resume goes on).")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
+def train(config_name, data, out, stages, resume, max_steps, progress, overrides):
+  """Train the progressive GAN on a built dataset, stage by stage.
+
+  KEY=VALUE pairs override config keys, e.g. schedule.images_per_stage=20000.
+  Example:
+
+    reverbsynth train --stages 8
+  """
+  from reverbsynth import config as config_lib, paths
+  config = config_lib.load(config_name, overrides)
+  if data is None:
+    data = paths.latest_dataset()
+    if data is None:
+      raise UserError(f"no dataset under {paths.home() / 'datasets'}: build one with "
+                      "'reverbsynth build-dataset', or give --data")
+    _echo_err(f"training on {data} (the latest dataset; --data to choose)")
+  out = out or str(paths.default_run_dir(config["name"], data))
+  from reverbsynth import cost, training
+  stages = stages or 2 * config["model"]["num_levels"] - 1
+  warning = cost.warning(config, stages)
+  if warning:
+    _echo_err(warning)
+  trainer = training.Trainer(config, str(data), out, resume=resume)
+  terms = trainer.train(stages, progress=progress, max_steps=max_steps)
+  click.echo(f"Run: {out}\n  stage {int(trainer.stage)} of {stages} done, "
+             f"{int(trainer.images_total)} images, step {int(trainer.step)}"
+             + (f"; d_loss {terms['d_loss']:.3f}, g_loss {terms['g_loss']:.3f}" if terms else "")
+             + f"\n  generator  {os.path.join(out, 'generator')}"
+             f"\n  samples    {os.path.join(out, 'samples')}"
+             f"\n  tensorboard --logdir {os.path.join(out, 'logs')}")
+
+
 @cli.command("effects")
 def list_effects():
   """List effect presets and types with their parameters."""
@@ -152,6 +199,7 @@ class _DropNoise(logging.Filter):
 
 def main(argv=None) -> None:
   """Entry point: bad input is one line on stderr and exit status 2."""
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow C++ info logs after start-up.
   logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
   for handler in logging.getLogger().handlers:
     handler.addFilter(_DropNoise())

@@ -34,8 +34,29 @@ def _override(config: dict, item: str) -> None:
       valid = ", ".join(sorted(node)) if isinstance(node, dict) else "none"
       raise UserError(f"config key {key!r} does not exist (valid under {where}: {valid})")
     if depth == len(parts) - 1:
-      node[part] = yaml.safe_load(text)
+      node[part] = _typed(key, yaml.safe_load(text), node[part])
     node = node[part]
+
+
+def _typed(key: str, value, old):
+  """`value` as the type of the value it replaces: numbers stay numbers, and so on."""
+  if isinstance(old, bool) or old is None:
+    ok = isinstance(value, bool) or old is None
+  elif isinstance(old, (int, float)):
+    if isinstance(value, str):
+      try:
+        value = float(value)  # YAML reads 1e30 (no dot) as a string.
+      except ValueError:
+        pass
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and isinstance(old, int) and not isinstance(old, bool):
+      ok = float(value).is_integer()
+      value = int(value) if ok else value
+  else:
+    ok = isinstance(value, type(old))
+  if not ok:
+    raise UserError(f"config key {key!r} takes a {type(old).__name__}, not {value!r}")
+  return value
 
 
 def load(name=None, overrides=()) -> dict:

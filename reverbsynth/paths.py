@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import re
 
 CONFIG_DIR = pathlib.Path(
     os.environ.get("REVERBSYNTH_CONFIGS",
@@ -14,8 +15,24 @@ def home() -> pathlib.Path:
       os.environ.get("REVERBSYNTH_HOME", pathlib.Path.home() / "reverbsynth"))
 
 
+def _slug(text: str) -> str:
+  return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
+
+
 def default_dataset_dir(effect_names, families) -> pathlib.Path:
   """Default output of build-dataset, e.g. ~/reverbsynth/datasets/reverb-bass."""
-  effects = "_".join(e.replace("+", "-") for e in effect_names) or "dry"
+  effects = "_".join(_slug(e) for e in effect_names) or "dry"
   fams = "_".join(sorted(families)) if families else "all"
   return home() / "datasets" / f"{effects}-{fams}"
+
+
+def latest_dataset() -> pathlib.Path | None:
+  """The most recently built dataset under home()/datasets, if any."""
+  manifests = sorted((home() / "datasets").glob("*/manifest.json"),
+                     key=lambda p: p.stat().st_mtime)
+  return manifests[-1].parent if manifests else None
+
+
+def default_run_dir(config_name: str, data_dir) -> pathlib.Path:
+  """Default run directory, e.g. ~/reverbsynth/runs/reverbsynth-reverb-bass."""
+  return home() / "runs" / f"{_slug(config_name)}-{pathlib.Path(data_dir).name}"

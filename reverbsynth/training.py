@@ -91,6 +91,10 @@ class Trainer:
 
   def __init__(self, config: dict, data_dir: str, run_dir: str, resume: bool = False):
     _check_shapes(config)
+    # First of all: tf.data's shuffles and the initial weights depend on the global seed.
+    keras.utils.set_random_seed(config["seed"])
+    if config["train"]["deterministic"]:
+      tf.config.experimental.enable_op_determinism()
     self.config, self.data_dir, self.run_dir = config, data_dir, run_dir
     manifest = manifest_lib.read(data_dir)
     os.makedirs(run_dir, exist_ok=True)
