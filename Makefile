@@ -6,8 +6,11 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: demo test bench system-deps clean
 
+# The default dataset, then the CPU config's first two stages (a few minutes);
+# 'reverbsynth train --config cpu --resume' continues the same run to all 11 stages (~1 h).
 demo: $(STAMP)
 	$(BIN)/reverbsynth build-dataset --effect reverb --family bass --overwrite
+	$(BIN)/reverbsynth train --config cpu --stages 2 --resume
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
