@@ -130,6 +130,8 @@ class Trainer:
       self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
     self.writer = tf.summary.create_file_writer(os.path.join(run_dir, "logs"))
     self._steps = {}
+    self.input_seconds = 0.0  # Waiting for real batches, since this object was made.
+    self.step_seconds = 0.0   # Running training steps.
 
   # --- run directory -------------------------------------------------------
 
@@ -243,11 +245,15 @@ class Trainer:
         if max_steps is not None and steps_done >= max_steps:
           self.manager.save()
           return terms
+        started = time.perf_counter()
         real, pitch, effect = next(data)
+        fetched = time.perf_counter()
         alpha = tf.constant(st.alpha(int(self.images_in_stage), per_stage), tf.float32)
         seed = tf.stack([tf.constant(self.config["seed"], tf.int64), self.step.value()])
         terms = {k: float(v) for k, v in self._steps[key](real, pitch, effect, alpha,
                                                            seed).items()}
+        self.input_seconds += fetched - started
+        self.step_seconds += time.perf_counter() - fetched
         if not all(math.isfinite(v) for v in terms.values()):
           bad = ", ".join(k for k, v in terms.items() if not math.isfinite(v))
           raise NaNLossError(f"loss became NaN at step {int(self.step)} ({bad}); the last good "
@@ -274,6 +280,9 @@ class Trainer:
         tf.summary.scalar(f"loss/{name}", value)
       tf.summary.scalar("progress/level", st.level)
       tf.summary.scalar("progress/alpha", alpha)
+      busy = self.input_seconds + self.step_seconds
+      if busy:
+        tf.summary.scalar("progress/input_wait_share", self.input_seconds / busy)
 
   def _finish_stage(self, st) -> None:
     """Sample grid, summaries, stage checkpoint, exported generator; then the next stage."""
