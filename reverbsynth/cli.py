@@ -161,7 +161,8 @@ def train(config_name, data, out, stages, resume, max_steps, progress, overrides
     _echo_err(f"training on {data} (the latest dataset; --data to choose)")
   out = out or str(paths.default_run_dir(config["name"], data))
   from reverbsynth import cost, training
-  stages = stages or 2 * config["model"]["num_levels"] - 1
+  from reverbsynth.model import schedule
+  stages = stages or schedule.num_stages(config["model"]["num_levels"])
   warning = cost.warning(config, stages)
   if warning:
     _echo_err(warning)

@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from reverbsynth.model import schedule
+from reverbsynth.model import networks, schedule
 
 _MAX_HOURS_WITHOUT_WARNING = 24
 
@@ -13,8 +13,11 @@ _MAX_HOURS_WITHOUT_WARNING = 24
 def macs_per_image(config: dict, level: int) -> float:
   """Multiply-adds of one G forward + one D forward at `level` (convs and dense)."""
   m = config["model"]
-  filters = lambda l: min(int(m["fmap_base"] / 2 ** l), m["fmap_max"])
-  h0, w0 = m["start_shape"]
+  model = networks.ModelConfig(latent_size=m["latent_size"], start_shape=tuple(m["start_shape"]),
+                               num_levels=m["num_levels"], fmap_base=m["fmap_base"],
+                               fmap_max=m["fmap_max"])
+  filters = model.filters
+  h0, w0, _ = model.shape(1)
   total = m["latent_size"] * h0 * w0 * filters(1)  # G's first dense.
   for l in range(1, level + 1):
     pixels = h0 * w0 * 4 ** (l - 1)

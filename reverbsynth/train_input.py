@@ -12,7 +12,7 @@ import json
 import numpy as np
 import tensorflow as tf
 
-from reverbsynth import manifest as manifest_lib, records, spectral
+from reverbsynth import manifest as manifest_lib, spectral
 from reverbsynth.errors import UserError
 
 
@@ -129,6 +129,11 @@ def compute_normalizer(data_dir, config: dict, labels: Labels, seed: int = 0) ->
     scale.append(float(2.0 / max(hi - lo, 1e-6)))
     offset.append(float(-1.0 - lo * scale[-1]))
   return Normalizer(tuple(scale), tuple(offset))
+
+
+def load_json(path) -> dict:
+  with open(path) as f:
+    return json.load(f)
 
 
 def save_json(path, data: dict) -> None:

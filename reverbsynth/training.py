@@ -12,7 +12,6 @@ data stream skips what earlier steps consumed, so a resumed run continues exactl
 where the interrupted one stood.
 """
 
-import dataclasses
 import math
 import os
 import shutil
@@ -71,11 +70,8 @@ def export_generator(directory, generator, config: dict, labels, normalizer, lev
 
 def load_generator(directory):
   """(generator, info) of an exported generator; info as in generator.json."""
-  import json
-  path = os.path.join(directory, "generator.json")
   try:
-    with open(path) as f:
-      info = json.load(f)
+    info = train_input.load_json(os.path.join(directory, "generator.json"))
   except OSError:
     raise UserError(f"{directory} holds no exported generator (no generator.json); "
                     "train a run first") from None
@@ -141,9 +137,7 @@ class Trainer:
       if not resume:
         raise UserError(f"{self.run_dir} already holds a run: give --resume to continue it, "
                         "or another --out")
-      import json
-      with open(labels_path) as f:
-        saved = train_input.Labels.from_json(json.load(f))
+      saved = train_input.Labels.from_json(train_input.load_json(labels_path))
       if saved != labels:
         raise UserError(f"the dataset's labels {list(labels.effects)} (pitches from "
                         f"{labels.pitch_min}) do not match the run's {list(saved.effects)} "
@@ -156,9 +150,7 @@ class Trainer:
   def _normalizer(self) -> train_input.Normalizer:
     path = os.path.join(self.run_dir, "normalizer.json")
     if os.path.exists(path):
-      import json
-      with open(path) as f:
-        return train_input.Normalizer.from_json(json.load(f))
+      return train_input.Normalizer.from_json(train_input.load_json(path))
     normalizer = train_input.compute_normalizer(self.data_dir, self.config, self.labels,
                                                 self.config["seed"])
     train_input.save_json(path, normalizer.to_json())
@@ -231,7 +223,7 @@ class Trainer:
       raise UserError(f"--stages must be 1..{total_stages} for {levels} levels")
     per_stage = self.config["schedule"]["images_per_stage"]
     last_save, steps_done, terms = time.monotonic(), 0, {}
-    bar = _progress_bar(progress, stages, per_stage, int(self.stage))
+    bar = _ProgressBar(progress, stages, per_stage, int(self.stage))
     while int(self.stage) < stages:
       st = schedule.stage(int(self.stage), levels)
       batch = self.config["schedule"]["batch_size"][st.level - 1]
@@ -244,6 +236,7 @@ class Trainer:
       while int(self.images_in_stage) < per_stage:
         if max_steps is not None and steps_done >= max_steps:
           self.manager.save()
+          bar.close()
           return terms
         started = time.perf_counter()
         real, pitch, effect = next(data)
@@ -343,7 +336,7 @@ def _write_wav(path, audio, sample_rate) -> None:
   sf.write(path, audio, sample_rate, subtype="FLOAT")
 
 
-class _progress_bar:
+class _ProgressBar:
   """Stage, images, images/s and the main losses on one line."""
 
   def __init__(self, enabled: bool, stages: int, per_stage: int, start_stage: int):
