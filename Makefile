@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench system-deps clean
+.PHONY: demo test bench quality system-deps clean
 
 # The default dataset, then the CPU config's first two stages (a few minutes);
 # 'reverbsynth train --config cpu --resume' continues the same run to all 11 stages (~1 h).
@@ -17,6 +17,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks
+
+# Evidence that training learns: cpu.yaml on a small bass dataset (~1 h), then f0 and reverb-tail figures.
+quality: $(STAMP)
+	$(BIN)/python -m tests.quality
 
 # FluidSynth (to render SoundFont notes) is a system library.
 system-deps:

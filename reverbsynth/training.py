@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
-from reverbsynth import manifest as manifest_lib, spectral, train_input
+from reverbsynth import manifest as manifest_lib, synthesis, train_input
 from reverbsynth.errors import UserError
 from reverbsynth.model import layers as L, losses, networks, schedule
 
@@ -32,14 +32,6 @@ GAP_SECONDS = 0.25
 
 class NaNLossError(UserError):
   """A loss became NaN; the last good checkpoint is kept."""
-
-
-def model_config(config: dict, labels: train_input.Labels) -> networks.ModelConfig:
-  m = config["model"]
-  return networks.ModelConfig(
-      latent_size=m["latent_size"], num_pitches=labels.num_pitches,
-      num_effects=len(labels.effects), start_shape=tuple(m["start_shape"]),
-      num_levels=m["num_levels"], fmap_base=m["fmap_base"], fmap_max=m["fmap_max"])
 
 
 def _check_shapes(config: dict) -> None:
@@ -68,20 +60,6 @@ def export_generator(directory, generator, config: dict, labels, normalizer, lev
   shutil.rmtree(old, ignore_errors=True)
 
 
-def load_generator(directory):
-  """(generator, info) of an exported generator; info as in generator.json."""
-  try:
-    info = train_input.load_json(os.path.join(directory, "generator.json"))
-  except OSError:
-    raise UserError(f"{directory} holds no exported generator (no generator.json); "
-                    "train a run first") from None
-  labels = train_input.Labels.from_json(info["labels"])
-  generator = networks.Generator(model_config(info["config"], labels))
-  networks.build_generator(generator)
-  generator.load_weights(os.path.join(directory, "generator.weights.h5"))
-  return generator, info
-
-
 class Trainer:
   """Trains `config` on the dataset `data_dir` into `run_dir`."""
 
@@ -99,7 +77,7 @@ class Trainer:
     self.labels = labels
     self.pitch_prior, self.effect_prior = train_input.label_prior(manifest, labels)
     self.normalizer = self._normalizer()
-    self.model_config = model_config(config, labels)
+    self.model_config = synthesis.model_config(config, labels)
     self.loss_config = losses.LossConfig(**config["loss"])
     self.generator, self.discriminator = networks.build(self.model_config)
     self.ema = networks.Generator(self.model_config, name="generator_ema")
@@ -301,21 +279,14 @@ class Trainer:
 
   def sample_grid(self, level: int):
     """(audio float32 [N_total], PNG image uint8 [H, W, 1]): effects down, pitches across."""
-    pitches = [p - self.labels.pitch_min for p in self.config["train"]["sample_pitches"]
-               if 0 <= p - self.labels.pitch_min < self.labels.num_pitches]
+    synth = synthesis.Synthesizer(self.ema, self.config, self.labels, self.normalizer, level)
+    pitches = [p for p in self.config["train"]["sample_pitches"] if p in synth.pitches]
     rows, cols = len(self.labels.effects), len(pitches)
-    z = tf.random.stateless_normal([1, self.model_config.latent_size],
-                                   [self.config["seed"], 7])
-    z = tf.repeat(z, rows * cols, axis=0)
-    pitch = tf.one_hot(np.tile(pitches, rows), self.model_config.num_pitches)
-    effect = tf.one_hot(np.repeat(np.arange(rows), cols), self.model_config.num_effects)
-    spectra = self.ema(z, pitch, effect, level=level)
-    factor = 2 ** (self.model_config.num_levels - level)
-    if factor > 1:
-      spectra = L.upsample(spectra, factor)
-    sp = spectral.Spectral(train_input.spectral_config(self.config))
-    notes = sp.spectra_to_audio(self.normalizer.denormalize(spectra)).numpy()
-    gap = np.zeros(int(GAP_SECONDS * self.config["audio"]["sample_rate"]), np.float32)
+    z = np.repeat(synth.latents(1, self.config["seed"]), rows * cols, axis=0)
+    pitch, effect = np.tile(pitches, rows), np.repeat(np.arange(rows), cols)
+    spectra = synth.spectra(z, pitch, effect)
+    notes = synth.spectral.spectra_to_audio(self.normalizer.denormalize(spectra)).numpy()
+    gap = np.zeros(int(GAP_SECONDS * synth.sample_rate), np.float32)
     audio = np.concatenate([np.concatenate([n, gap]) for n in notes])
     peak = np.abs(audio).max()
     audio = audio / peak * 0.9 if peak > 0 else audio

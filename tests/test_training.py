@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from reverbsynth import config as config_lib, training, train_input
+from reverbsynth import config as config_lib, synthesis, training, train_input
+from reverbsynth.errors import UserError
 from tests.conftest import run_cli
 
 LOSS_TERMS = {"d_wasserstein", "g_wasserstein", "gradient_penalty", "drift", "ac_pitch_real",
@@ -62,15 +63,19 @@ def test_tiny_training_writes_every_artefact(tiny_run):
 
 def test_exported_generator_reloads_and_generates(tiny_run):
   out, _ = tiny_run
-  generator, info = training.load_generator(out / "generator")
-  labels = train_input.Labels.from_json(info["labels"])
-  assert labels.effects == ("dry", "reverb") and info["level"] == 2
-  z = tf.random.stateless_normal([2, 16], [0, 1])
-  pitch, effect = tf.one_hot([12, 24], 61), tf.one_hot([0, 1], 2)
-  spectra = generator(z, pitch, effect, level=info["level"])
-  assert spectra.shape == (2, 16, 64, 2)
-  again, _ = training.load_generator(out / "generator")
-  np.testing.assert_allclose(again(z, pitch, effect, level=2), spectra, atol=1e-6)
+  synth = synthesis.load(out)  # A run directory finds its generator/.
+  assert synth.labels.effects == ("dry", "reverb") and synth.level == 2
+  z = synth.latents(2, seed=1)
+  spectra = synth.spectra(z, [36, 48], ["dry", "reverb"])
+  assert spectra.shape == (2, 32, 128, 2)  # Level 2 brought up to full size.
+  audio = synth.audio(z, [36, 48], ["dry", 1])
+  assert audio.shape == (2, 4096) and np.isfinite(audio).all()
+  again = synthesis.load(out / "generator")
+  np.testing.assert_allclose(again.audio(z, [36, 48], ["dry", "reverb"]), audio, atol=1e-5)
+  with pytest.raises(UserError, match="knows no effect 'delay'"):
+    synth.audio(z, [36, 48], ["dry", "delay"])
+  with pytest.raises(UserError, match="outside the model's range 24..84"):
+    synth.audio(z, [36, 90], ["dry", "dry"])
 
 
 def test_resume_continues_at_the_image_count_and_matches_an_uninterrupted_run(tmp_path, dataset):

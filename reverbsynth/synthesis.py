@@ -1,0 +1,119 @@
+"""Notes from a trained generator: latents + MIDI pitch + effect name -> audio.
+
+An exported generator (a run's generator/ directory) holds the EMA weights and
+generator.json: the training config, label vocabularies, the normalizer and the
+level it was trained up to. `Synthesizer` turns labels into one-hot inputs,
+brings spectra from that level to full size and inverts them to audio.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from reverbsynth import spectral, train_input
+from reverbsynth.errors import UserError
+from reverbsynth.model import layers as L, networks
+
+GENERATOR_DIR = "generator"
+
+
+def model_config(config: dict, labels: train_input.Labels) -> networks.ModelConfig:
+  """The network shapes of a training config, with its label vocabularies' sizes."""
+  m = config["model"]
+  return networks.ModelConfig(
+      latent_size=m["latent_size"], num_pitches=labels.num_pitches,
+      num_effects=len(labels.effects), start_shape=tuple(m["start_shape"]),
+      num_levels=m["num_levels"], fmap_base=m["fmap_base"], fmap_max=m["fmap_max"])
+
+
+@dataclasses.dataclass
+class Synthesizer:
+  """A generator with what it needs to play: labels, normalizer, spectral settings."""
+  generator: networks.Generator
+  config: dict
+  labels: train_input.Labels
+  normalizer: train_input.Normalizer
+  level: int
+
+  def __post_init__(self):
+    self.spectral = spectral.Spectral(train_input.spectral_config(self.config))
+    self.model_config = self.generator.config
+
+  @property
+  def sample_rate(self) -> int:
+    return self.config["audio"]["sample_rate"]
+
+  @property
+  def num_samples(self) -> int:
+    return self.config["audio"]["num_samples"]
+
+  @property
+  def pitches(self) -> range:
+    """The MIDI pitches the model was trained to play."""
+    return range(self.labels.pitch_min, self.labels.pitch_min + self.labels.num_pitches)
+
+  def pitch_ids(self, pitches) -> np.ndarray:
+    """MIDI pitches [N] -> label indices [N]; raises UserError outside the model's range."""
+    pitches = np.asarray(pitches, int)
+    bad = pitches[(pitches < self.pitches.start) | (pitches >= self.pitches.stop)]
+    if bad.size:
+      raise UserError(f"pitch {bad[0]} is outside the model's range "
+                      f"{self.pitches.start}..{self.pitches.stop - 1}")
+    return pitches - self.labels.pitch_min
+
+  def effect_ids(self, effects) -> np.ndarray:
+    """Effect names (or label indices) [N] -> label indices [N]."""
+    ids = []
+    for e in effects:
+      if isinstance(e, (int, np.integer)) and 0 <= e < len(self.labels.effects):
+        ids.append(int(e))
+      elif e in self.labels.effects:
+        ids.append(self.labels.effects.index(e))
+      else:
+        raise UserError(f"the model knows no effect {e!r}; it was trained on "
+                        f"{', '.join(self.labels.effects)}")
+    return np.asarray(ids, int)
+
+  def latents(self, count: int, seed: int) -> np.ndarray:
+    """[count, latent_size] standard normal latents, the same for the same seed."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((count, self.model_config.latent_size)).astype(np.float32)
+
+  def spectra(self, z, pitches, effects):
+    """Normalized full-size spectra [N, T, F, 2] for latents [N, L], MIDI pitches [N], effects [N]."""
+    pitch = tf.one_hot(self.pitch_ids(pitches), self.model_config.num_pitches)
+    effect = tf.one_hot(self.effect_ids(effects), self.model_config.num_effects)
+    x = self.generator(tf.convert_to_tensor(z, tf.float32), pitch, effect, level=self.level)
+    factor = 2 ** (self.model_config.num_levels - self.level)
+    return L.upsample(x, factor) if factor > 1 else x
+
+  def audio(self, z, pitches, effects, batch_size: int = 32) -> np.ndarray:
+    """Audio [N, num_samples] float32 for latents [N, L], MIDI pitches [N], effects [N]."""
+    out = []
+    for i in range(0, len(z), batch_size):
+      x = self.spectra(z[i:i + batch_size], pitches[i:i + batch_size],
+                       effects[i:i + batch_size])
+      out.append(self.spectral.spectra_to_audio(self.normalizer.denormalize(x)).numpy())
+    if not out:
+      return np.zeros((0, self.num_samples), np.float32)
+    return np.concatenate(out)
+
+
+def load(directory) -> Synthesizer:
+  """The Synthesizer of an exported generator, or of a run directory holding one."""
+  directory = str(directory)
+  if not os.path.exists(os.path.join(directory, "generator.json")):
+    inner = os.path.join(directory, GENERATOR_DIR)
+    if not os.path.exists(os.path.join(inner, "generator.json")):
+      raise UserError(f"{directory} holds no exported generator (no generator.json): give a "
+                      "run directory that finished at least one stage")
+    directory = inner
+  info = train_input.load_json(os.path.join(directory, "generator.json"))
+  labels = train_input.Labels.from_json(info["labels"])
+  generator = networks.Generator(model_config(info["config"], labels))
+  networks.build_generator(generator)
+  generator.load_weights(os.path.join(directory, "generator.weights.h5"))
+  return Synthesizer(generator, info["config"], labels,
+                     train_input.Normalizer.from_json(info["normalizer"]), info["level"])
