@@ -1,0 +1,40 @@
+"""Model-free note measures on signals with known answers."""
+
+import numpy as np
+
+from reverbsynth import metrics
+
+RATE = 16000
+
+
+def _tone(midi: float, seconds: float = 4.0, decay: float = 0.0) -> np.ndarray:
+  t = np.arange(int(seconds * RATE)) / RATE
+  hz = 440.0 * 2 ** ((midi - 69) / 12)
+  partials = sum(np.sin(2 * np.pi * k * hz * t) / k for k in range(1, 5))
+  return (0.3 * partials * np.exp(-decay * t)).astype(np.float32)
+
+
+def test_f0_error_is_the_detuning_in_cents():
+  audio = np.stack([_tone(45), _tone(45.3), _tone(57)])  # In tune, +30 cents, an octave up.
+  errors = metrics.f0_error_cents(audio, RATE, [45, 45, 45])
+  np.testing.assert_allclose(errors, [0, 30, 1200], atol=8)
+  assert metrics.pitch_accuracy(audio, RATE, [45, 45, 45]) == 2 / 3
+  assert metrics.pitch_accuracy(audio, RATE, [45, 45, 45], cents=20) == 1 / 3
+
+
+def test_silence_is_unvoiced_and_counts_as_a_miss():
+  audio = np.stack([_tone(40), np.zeros(4 * RATE, np.float32)])
+  errors = metrics.f0_error_cents(audio, RATE, [40, 40])
+  assert abs(errors[0]) < 10 and np.isnan(errors[1])
+  assert metrics.pitch_accuracy(audio, RATE, [40, 40]) == 0.5
+
+
+def test_a_ringing_tail_raises_the_tail_ratio():
+  dry = _tone(48)
+  dry[3 * RATE:] = 0                                   # Released at 3 s: silent tail.
+  wet = dry + np.concatenate([np.zeros(3 * RATE), 0.1 * _tone(48, 1.0, decay=3.0)])
+  ratios = metrics.tail_ratio_db(np.stack([dry, wet, _tone(48)]), RATE)
+  assert ratios[0] < -100 < ratios[1] < ratios[2]
+  np.testing.assert_allclose(ratios[2], 10 * np.log10(1 / 4), atol=0.1)  # Steady: 1 s of 4.
+  assert metrics.tail_sign_share(wet[None], dry[None], RATE) == 1.0
+  assert metrics.tail_sign_share(dry[None], wet[None], RATE) == 0.0
