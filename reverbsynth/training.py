@@ -12,6 +12,7 @@ data stream skips what earlier steps consumed, so a resumed run continues exactl
 where the interrupted one stood.
 """
 
+import contextlib
 import math
 import os
 import shutil
@@ -79,24 +80,14 @@ class Trainer:
     self.normalizer = self._normalizer()
     self.model_config = synthesis.model_config(config, labels)
     self.loss_config = losses.LossConfig(**config["loss"])
-    self.generator, self.discriminator = networks.build(self.model_config)
-    self.ema = networks.Generator(self.model_config, name="generator_ema")
-    networks.build_generator(self.ema)
-    self.ema.set_weights(self.generator.get_weights())
-    opt = config["optimizer"]
-    make_adam = lambda: keras.optimizers.Adam(opt["learning_rate"], beta_1=opt["beta_1"],
-                                              beta_2=opt["beta_2"], epsilon=1e-8)
-    self.g_opt, self.d_opt = make_adam(), make_adam()
-    self.g_opt.build(self.generator.trainable_variables)
-    self.d_opt.build(self.discriminator.trainable_variables)
+    # Counters live on the host, outside the strategy: the loop reads them every step.
     self.step = tf.Variable(0, dtype=tf.int64)
     self.stage = tf.Variable(0, dtype=tf.int64)
     self.images_in_stage = tf.Variable(0, dtype=tf.int64)
     self.images_total = tf.Variable(0, dtype=tf.int64)
-    self.checkpoint = tf.train.Checkpoint(
-        generator=self.generator, discriminator=self.discriminator, ema=self.ema,
-        g_opt=self.g_opt, d_opt=self.d_opt, step=self.step, stage=self.stage,
-        images_in_stage=self.images_in_stage, images_total=self.images_total)
+    self.strategy = _strategy(config["train"]["distribute"])
+    with self.strategy.scope(), _dtype_policy(config["train"]["precision"]):
+      self._build_state(config["optimizer"], config["train"]["precision"])
     self.manager = tf.train.CheckpointManager(
         self.checkpoint, os.path.join(run_dir, "checkpoints"), max_to_keep=2,
         checkpoint_name="latest")
@@ -106,6 +97,26 @@ class Trainer:
     self._steps = {}
     self.input_seconds = 0.0  # Waiting for real batches, since this object was made.
     self.step_seconds = 0.0   # Running training steps.
+
+  def _build_state(self, opt: dict, precision: str) -> None:
+    """Networks, EMA, optimizers and the checkpoint (in the strategy's scope)."""
+    self.generator, self.discriminator = networks.build(self.model_config)
+    self.ema = networks.Generator(self.model_config, name="generator_ema")
+    networks.build_generator(self.ema)
+    self.ema.set_weights(self.generator.get_weights())
+
+    def make_adam():
+      adam = keras.optimizers.Adam(opt["learning_rate"], beta_1=opt["beta_1"],
+                                   beta_2=opt["beta_2"], epsilon=1e-8)
+      return keras.optimizers.LossScaleOptimizer(adam) if precision == "mixed_float16" else adam
+
+    self.g_opt, self.d_opt = make_adam(), make_adam()
+    self.g_opt.build(self.generator.trainable_variables)
+    self.d_opt.build(self.discriminator.trainable_variables)
+    self.checkpoint = tf.train.Checkpoint(
+        generator=self.generator, discriminator=self.discriminator, ema=self.ema,
+        g_opt=self.g_opt, d_opt=self.d_opt, step=self.step, stage=self.stage,
+        images_in_stage=self.images_in_stage, images_total=self.images_total)
 
   # --- run directory -------------------------------------------------------
 
@@ -154,19 +165,28 @@ class Trainer:
     return L.lerp(L.upsample(L.downsample(x)), x, alpha)
 
   def _make_step(self, level: int, batch: int):
+    """A tf.function: one D and one G update on a global batch, split over the replicas."""
     g, d, cfg = self.generator, self.discriminator, self.loss_config
     decay = self.config["optimizer"]["ema"]
+    replicas = self.strategy.num_replicas_in_sync
+    if batch % replicas:
+      raise UserError(f"batch size {batch} does not split over {replicas} replicas: "
+                      f"make schedule.batch_size a multiple of {replicas}")
+    per_replica = batch // replicas
 
-    def apply(optimizer, loss, tape, variables):
-      grads = tape.gradient(loss, variables)
+    def apply(optimizer, tape, scaled_loss, variables):
+      grads = tape.gradient(scaled_loss, variables)
       pairs = [(gr, v) for gr, v in zip(grads, variables) if gr is not None]
       optimizer.apply([p[0] for p in pairs], [p[1] for p in pairs])
 
-    def step(real, pitch, effect, alpha, seed):
-      seeds = tf.random.experimental.stateless_split(seed, 8)
+    def replica_step(real, pitch, effect, alpha, seed):
+      # Optimizers sum gradients over replicas: each replica's loss is divided by their number.
+      replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+      seeds = tf.random.experimental.stateless_split(
+          tf.random.experimental.stateless_fold_in(seed, replica), 8)
       real = self._real_at(real, level, alpha)
-      z, fake_pitch, fake_effect = self._fake_inputs(batch, seeds[:3])
-      u = tf.random.stateless_uniform([batch, 1, 1, 1], seeds[3])
+      z, fake_pitch, fake_effect = self._fake_inputs(per_replica, seeds[:3])
+      u = tf.random.stateless_uniform([per_replica, 1, 1, 1], seeds[3])
       with tf.GradientTape() as tape:
         fake = g(z, fake_pitch, fake_effect, level=level, alpha=alpha)
         penalty = losses.gradient_penalty(lambda x: d(x, level=level, alpha=alpha)[0],
@@ -174,16 +194,24 @@ class Trainer:
         d_terms = losses.discriminator_loss(d(real, level=level, alpha=alpha),
                                             d(fake, level=level, alpha=alpha),
                                             penalty, pitch, effect, cfg)
-      apply(self.d_opt, d_terms["d_loss"], tape, d.trainable_variables)
-      z, fake_pitch, fake_effect = self._fake_inputs(batch, seeds[4:7])
+        scaled = self.d_opt.scale_loss(d_terms["d_loss"] / replicas)
+      apply(self.d_opt, tape, scaled, d.trainable_variables)
+      z, fake_pitch, fake_effect = self._fake_inputs(per_replica, seeds[4:7])
       with tf.GradientTape() as tape:
         fake = g(z, fake_pitch, fake_effect, level=level, alpha=alpha)
         g_terms = losses.generator_loss(d(fake, level=level, alpha=alpha),
                                         fake_pitch, fake_effect, cfg)
-      apply(self.g_opt, g_terms["g_loss"], tape, g.trainable_variables)
+        scaled = self.g_opt.scale_loss(g_terms["g_loss"] / replicas)
+      apply(self.g_opt, tape, scaled, g.trainable_variables)
+      return {**d_terms, **g_terms}
+
+    def step(real, pitch, effect, alpha, seed):
+      terms = self.strategy.run(replica_step, args=(real, pitch, effect, alpha, seed))
+      terms = {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+               for k, v in terms.items()}
       for averaged, current in zip(self.ema.weights, g.weights):
         averaged.assign(decay * averaged + (1.0 - decay) * current)
-      return {**d_terms, **g_terms}
+      return terms
 
     return tf.function(step, jit_compile=bool(self.config["train"]["xla"]))
 
@@ -208,9 +236,9 @@ class Trainer:
       key = (st.level, batch)
       if key not in self._steps:
         self._steps[key] = self._make_step(*key)
-      data = iter(train_input.dataset(self.data_dir, self.config, self.labels,
-                                      self.normalizer, batch, self.config["seed"],
-                                      skip=int(self.images_total)))
+      data = iter(self.strategy.experimental_distribute_dataset(train_input.dataset(
+          self.data_dir, self.config, self.labels, self.normalizer, batch,
+          self.config["seed"], skip=int(self.images_total))))
       while int(self.images_in_stage) < per_stage:
         if max_steps is not None and steps_done >= max_steps:
           self.manager.save()
@@ -294,6 +322,27 @@ class Trainer:
     grid = tiles.reshape(rows, cols, *tiles.shape[1:]).transpose(0, 2, 1, 3)
     grid = grid.reshape(rows * tiles.shape[1], cols * tiles.shape[2])
     return audio, (grid[..., None] * 255).astype(np.uint8)
+
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+def _strategy(distribute: bool) -> tf.distribute.Strategy:
+  """MirroredStrategy over all visible GPUs (the CPU when there are none), or no strategy."""
+  return tf.distribute.MirroredStrategy() if distribute else tf.distribute.get_strategy()
+
+
+@contextlib.contextmanager
+def _dtype_policy(precision: str):
+  """Keras layers made inside compute in `precision`; variables stay float32."""
+  if precision not in PRECISIONS:
+    raise UserError(f"train.precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+  previous = keras.config.dtype_policy()
+  keras.config.set_dtype_policy(precision)
+  try:
+    yield
+  finally:
+    keras.config.set_dtype_policy(previous)
 
 
 def _spectrogram_images(spectra):

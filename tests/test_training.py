@@ -2,7 +2,10 @@
 
 import json
 import os
+import subprocess
+import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -98,6 +101,62 @@ def test_resume_continues_at_the_image_count_and_matches_an_uninterrupted_run(tm
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=5e-5)
 
 
+@pytest.mark.parametrize("precision, optimizer", [("mixed_bfloat16", "Adam"),
+                                                   ("mixed_float16", "LossScaleOptimizer")])
+def test_mixed_precision_computes_in_half_and_exports_float32(tmp_path, dataset, precision,
+                                                              optimizer):
+  os.environ["REVERBSYNTH_NO_COST_CHECK"] = "1"
+  config = config_lib.load("tiny", [f"train.precision={precision}"])
+  trainer = training.Trainer(config, str(dataset), str(tmp_path / "run"))
+  assert keras.config.dtype_policy().name == "float32"  # Only the run's networks changed.
+  before = trainer.generator.get_weights()
+  terms = trainer.train(3, progress=False, max_steps=6)  # Stage 1 is 4 steps: it exports.
+  assert all(np.isfinite(v) for v in terms.values())
+  assert trainer.generator.dense.compute_dtype == precision.split("_")[1]
+  assert all(w.dtype == "float32" for w in trainer.generator.weights + trainer.ema.weights)
+  assert type(trainer.g_opt).__name__ == optimizer
+  assert any(not np.array_equal(a, b) for a, b in zip(before, trainer.generator.get_weights()))
+  synth = synthesis.load(tmp_path / "run")  # Loads in float32.
+  z = synth.latents(4, seed=0)
+  exported = synth.spectra(z, [36] * 4, ["reverb"] * 4).numpy()
+  half = synthesis.Synthesizer(trainer.ema, config, trainer.labels, trainer.normalizer,
+                               1).spectra(z, [36] * 4, ["reverb"] * 4).numpy()
+  assert exported.dtype == half.dtype == np.float32
+  assert 0 < np.abs(exported - half).max() < 0.1  # Same weights, rounded in half precision.
+
+
+DISTRIBUTED = """
+import json, sys
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from reverbsynth import config, training
+training._strategy = lambda distribute: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+trainer = training.Trainer(config.load("tiny", ["train.distribute=true"]), sys.argv[1], sys.argv[2])
+terms = trainer.train(2, progress=False)
+copies = [[c.numpy() for c in w.value.values] for w in trainer.generator.weights]
+print(json.dumps({"replicas": trainer.strategy.num_replicas_in_sync,
+                  "finite": bool(np.isfinite(list(terms.values())).all()),
+                  "in_sync": all(np.array_equal(c[0], c[1]) for c in copies),
+                  "images": int(trainer.images_total)}))
+"""
+
+
+def test_mirrored_strategy_splits_batches_over_replicas_and_resumes_on_one(tmp_path, dataset):
+  env = {**os.environ, "REVERBSYNTH_NO_COST_CHECK": "1"}
+  run = tmp_path / "run"
+  result = subprocess.run([sys.executable, "-c", DISTRIBUTED, str(dataset), str(run)],
+                          capture_output=True, text=True, env=env)
+  assert result.returncode == 0, result.stderr[-3000:]
+  report = json.loads(result.stdout.strip().splitlines()[-1])
+  assert report == {"replicas": 2, "finite": True, "in_sync": True, "images": 64}
+  os.environ["REVERBSYNTH_NO_COST_CHECK"] = "1"
+  single = training.Trainer(config_lib.load("tiny"), str(dataset), str(run), resume=True)
+  assert (int(single.stage), int(single.images_total)) == (2, 64)
+  single.train(3, progress=False)
+  assert int(single.images_total) == 96
+
+
 def _refused(result, fragment):
   assert result.returncode == 2, (result.stdout, result.stderr)
   errors = [l for l in result.stderr.splitlines() if l.startswith("reverbsynth: error:")]
@@ -111,6 +170,8 @@ def test_train_bad_inputs(tmp_path, dataset, tiny_run, nsynth_tfrecord):
   _refused(run_cli("train", "--data", dataset, "--config", "tiny", "model.latent_sise=8"),
            "config key 'model.latent_sise' does not exist (valid under model: fmap_base")
   _refused(run_cli("train", "--data", dataset, "--config", "nope"), "config 'nope' not found")
+  _refused(run_cli("train", "--data", dataset, "--config", "tiny", "--out", tmp_path / "h",
+                   "train.precision=half"), "train.precision 'half' is not one of float32")
   out, _ = tiny_run
   other = tmp_path / "other"
   assert run_cli("build-dataset", "--source", nsynth_tfrecord, "--out", other, "--effect",

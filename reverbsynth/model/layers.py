@@ -57,8 +57,10 @@ class EqualizedConv2D(keras.layers.Layer):
 
 
 def pixel_norm(x, epsilon: float = 1e-8):
-  """Normalizes each pixel's feature vector [..., C] to unit mean square."""
-  return x * ops.rsqrt(ops.mean(ops.square(x), axis=-1, keepdims=True) + epsilon)
+  """Normalizes each pixel's feature vector [..., C] to unit mean square (in float32)."""
+  y = ops.cast(x, "float32")
+  y = y * ops.rsqrt(ops.mean(ops.square(y), axis=-1, keepdims=True) + epsilon)
+  return ops.cast(y, x.dtype)
 
 
 def upsample(x, factor: int = 2):
@@ -72,10 +74,13 @@ def downsample(x, factor: int = 2):
 
 
 def minibatch_stddev(x, group_size: int = 4):
-  """Appends one feature map: the stddev across a group of samples, averaged [B, H, W, C+1]."""
+  """Appends one feature map: the stddev across a group of samples, averaged [B, H, W, C+1].
+
+  The statistics are taken in float32 (their epsilon underflows in float16).
+  """
   shape = ops.shape(x)
   group = math.gcd(x.shape[0], group_size) if x.shape[0] else group_size
-  y = ops.reshape(x, (group, -1, shape[1], shape[2], shape[3]))
+  y = ops.reshape(ops.cast(x, "float32"), (group, -1, shape[1], shape[2], shape[3]))
   y = ops.sqrt(ops.var(y, axis=0) + 1e-8)
   y = ops.mean(y, axis=(1, 2, 3), keepdims=True)  # [B/group, 1, 1, 1]
   y = ops.tile(y, (group, shape[1], shape[2], 1))

@@ -77,10 +77,10 @@ class Generator(keras.Model):
     level = level or self.config.num_levels
     x, previous = self._features(z, pitch, effect, level)
     out = ops.tanh(self.to_rgb[level - 1](x))
-    if previous is None or (isinstance(alpha, float) and alpha >= 1.0):
-      return out
-    faded = L.upsample(ops.tanh(self.to_rgb[level - 2](previous)))
-    return L.lerp(faded, out, alpha)
+    if previous is not None and not (isinstance(alpha, float) and alpha >= 1.0):
+      faded = L.upsample(ops.tanh(self.to_rgb[level - 2](previous)))
+      out = L.lerp(faded, out, alpha)
+    return ops.cast(out, "float32")  # Losses and spectra stay float32 under mixed precision.
 
 
 class Discriminator(keras.Model):
@@ -123,7 +123,7 @@ class Discriminator(keras.Model):
     x = L.minibatch_stddev(x)
     x = _act(self.final_conv(x))
     x = _act(self.final_dense(ops.reshape(x, (ops.shape(x)[0], -1))))
-    return self.score(x), self.pitch(x), self.effect(x)
+    return tuple(ops.cast(head(x), "float32") for head in (self.score, self.pitch, self.effect))
 
 
 def _dummy_inputs(config: ModelConfig, batch: int):
