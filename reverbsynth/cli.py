@@ -176,6 +176,132 @@ def train(config_name, data, out, stages, resume, max_steps, progress, overrides
              f"\n  tensorboard --logdir {os.path.join(out, 'logs')}")
 
 
+def _synthesizer(run):
+  """The Synthesizer of --run, or of the run 'reverbsynth train' exported last."""
+  from reverbsynth import paths, synthesis
+  if run is None:
+    run = paths.latest_run()
+    if run is None:
+      raise UserError(f"no trained run under {paths.home() / 'runs'}: train one with "
+                      "'reverbsynth train', or give --run")
+    _echo_err(f"playing the generator of {run} (the latest run; --run to choose)")
+  return synthesis.load(run)
+
+
+@cli.command("generate")
+@click.option("--run", default=None, metavar="DIR",
+              help="A run directory (or its generator/). Default: the latest run.")
+@click.option("--pitch", "pitches", multiple=True, type=int, metavar="MIDI",
+              help="MIDI pitch, repeatable. Default: 36 48 60.")
+@click.option("--effect", "effects", multiple=True, metavar="NAME",
+              help="Effect label, repeatable. Default: every effect of the run.")
+@click.option("--velocity", "velocities", multiple=True, type=click.IntRange(1, 127),
+              help="MIDI velocity (loudness), repeatable. Default: 100.")
+@click.option("--seed", "seeds", multiple=True, type=int,
+              help="One latent per seed, repeatable. Default: 0.")
+@click.option("--latents", "latents_file", default=None, metavar="FILE.npy",
+              help="Latents [N, latent_size] to use instead of seeds.")
+@click.option("--interpolate", default=None, type=click.IntRange(min=2), metavar="STEPS",
+              help="Spherical interpolation in STEPS from the first latent to the second.")
+@click.option("--save-latents", default=None, metavar="FILE.npy",
+              help="Write the latents used, to reuse with --latents.")
+@click.option("--out", default="generated", show_default=True, metavar="DIR")
+@click.option("--bits", type=click.Choice(["float", "16", "24"]), default="float",
+              show_default=True, help="WAV sample format.")
+@click.option("--png", is_flag=True, help="Also write each note's spectrogram as PNG.")
+def generate(run, pitches, effects, velocities, seeds, latents_file, interpolate,
+             save_latents, out, bits, png):
+  """Generate notes: every combination of pitch, effect, velocity and latent.
+
+    reverbsynth generate --pitch 40 --effect dry --effect reverb --seed 1 --seed 2
+  """
+  import numpy as np
+  from reverbsynth import midi, outputs, synthesis
+  synth = _synthesizer(run)
+  pitches, velocities = pitches or (36, 48, 60), velocities or (100,)
+  effects = effects or synth.labels.effects
+  size = synth.model_config.latent_size
+  if latents_file:
+    z = synthesis.load_latents(latents_file, size)
+  else:
+    z = np.concatenate([synth.latents(1, s) for s in seeds or (0,)])
+  if interpolate:
+    if len(z) < 2:
+      raise UserError("--interpolate needs two latents: give two --seed or a --latents file "
+                      "with two rows")
+    z = synthesis.slerp(z[0], z[1], interpolate)
+  grid = [(p, e, v, i) for p in pitches for e in effects for v in velocities
+          for i in range(len(z))]
+  synth.pitch_ids(pitches), synth.effect_ids(effects)  # Bad labels fail before any work.
+  audio = synth.audio(z[[g[3] for g in grid]], [g[0] for g in grid], [g[1] for g in grid])
+  audio *= np.array([midi.velocity_gain(g[2]) for g in grid], np.float32)[:, None]
+  peak = np.abs(audio).max() if audio.size else 0.0
+  if peak > midi.PEAK:  # One gain for all: loudness stays comparable across notes.
+    audio *= midi.PEAK / peak
+  for (p, e, v, i), note in zip(grid, audio):
+    name = os.path.join(out, f"{p}-{e}-v{v}-z{i}")
+    outputs.write_wav(name + ".wav", note, synth.sample_rate, bits)
+    if png:
+      outputs.write_png(name + ".png", outputs.audio_image(note, synth.sample_rate))
+  if save_latents:
+    with outputs.atomic_path(save_latents) as tmp:
+      np.save(tmp, z)
+  click.echo(f"{len(grid)} notes ({len(pitches)} pitches x {len(effects)} effects x "
+             f"{len(velocities)} velocities x {len(z)} latents) in {out}")
+
+
+@cli.command("render")
+@click.argument("midi_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--run", default=None, metavar="DIR",
+              help="A run directory (or its generator/). Default: the latest run.")
+@click.option("--out", default=None, metavar="FILE.wav",
+              help="Output WAV. Default: the MIDI file's name with .wav, beside it.")
+@click.option("--effect", "effects", multiple=True, metavar="[TRACK=]NAME",
+              help="Effect for every track (NAME) or for some (TRACK=NAME, TRACK a number "
+                   "from 1 or part of a track's name, program or class, e.g. bass=reverb). "
+                   "Repeatable; 'dry' allowed. Default: the run's first effect other than dry.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seed of the tracks' latents (timbres): the same seed, the same WAV.")
+@click.option("--drums", is_flag=True, help="Play drum tracks too (skipped by default).")
+@click.option("--sample-rate", default=None, type=click.IntRange(min=8000),
+              help="Output rate (default: the model's).")
+@click.option("--bits", type=click.Choice(["float", "16", "24"]), default="float",
+              show_default=True, help="WAV sample format.")
+@click.option("--loudness", default=None, type=float, metavar="DBFS",
+              help="Target RMS level in dBFS (peaks still stay below -1 dBFS).")
+@click.option("--png", is_flag=True, help="Also write a spectrogram PNG beside the WAV.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def render(midi_file, run, out, effects, seed, drums, sample_rate, bits, loudness, png,
+           progress):
+  """Play a MIDI file with the trained generator, every note through the learned effect.
+
+    reverbsynth render song.mid --effect bass=reverb --effect dry
+  """
+  from reverbsynth import midi, outputs
+  tracks = midi.read(midi_file)
+  synth = _synthesizer(run)
+  wet = [e for e in synth.labels.effects if e != "dry"]
+  plan = midi.plan_effects(effects, tracks, synth.labels.effects, (wet or ["dry"])[0])
+  song, summary = midi.render(synth, tracks, plan, seed=seed, drums=drums, progress=progress)
+  song = midi.normalize(song, loudness)
+  rate = sample_rate or synth.sample_rate
+  if rate != synth.sample_rate:
+    import librosa
+    song = midi.normalize(librosa.resample(song, orig_sr=synth.sample_rate, target_sr=rate),
+                          loudness)
+  out = out or os.path.splitext(midi_file)[0] + ".wav"
+  outputs.write_wav(out, song, rate, bits)
+  for track in tracks:
+    played = "skipped (drums; --drums plays them)" if track.is_drum and not drums \
+        else plan[track.number]
+    click.echo(f"  track {track.describe()}: {played}")
+  click.echo(f"{out}: {summary.line()}")
+  if png:
+    image = os.path.splitext(out)[0] + ".png"
+    outputs.write_png(image, outputs.audio_image(song, rate))
+    click.echo(f"{image}: spectrogram")
+
+
 @cli.command("effects")
 def list_effects():
   """List effect presets and types with their parameters."""

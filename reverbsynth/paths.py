@@ -36,3 +36,10 @@ def latest_dataset() -> pathlib.Path | None:
 def default_run_dir(config_name: str, data_dir) -> pathlib.Path:
   """Default run directory, e.g. ~/reverbsynth/runs/reverbsynth-reverb-bass."""
   return home() / "runs" / f"{_slug(config_name)}-{pathlib.Path(data_dir).name}"
+
+
+def latest_run() -> pathlib.Path | None:
+  """The run under home()/runs whose generator was exported last, if any."""
+  exported = sorted((home() / "runs").glob("*/generator/generator.json"),
+                    key=lambda p: p.stat().st_mtime)
+  return exported[-1].parent.parent if exported else None

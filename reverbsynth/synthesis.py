@@ -17,6 +17,7 @@ from reverbsynth.errors import UserError
 from reverbsynth.model import layers as L, networks
 
 GENERATOR_DIR = "generator"
+HELD_FRACTION = 0.75  # NSynth notes are held for 3 s of 4, then released.
 
 
 def model_config(config: dict, labels: train_input.Labels) -> networks.ModelConfig:
@@ -48,6 +49,11 @@ class Synthesizer:
   @property
   def num_samples(self) -> int:
     return self.config["audio"]["num_samples"]
+
+  @property
+  def held_samples(self) -> int:
+    """Samples of a note before its note-off; the rest is its release (and effect tail)."""
+    return int(self.num_samples * HELD_FRACTION)
 
   @property
   def pitches(self) -> range:
@@ -99,6 +105,29 @@ class Synthesizer:
     if not out:
       return np.zeros((0, self.num_samples), np.float32)
     return np.concatenate(out)
+
+
+def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
+  """`steps` latents [steps, L] on the great circle from a [L] to b [L], both ends included."""
+  t = np.linspace(0.0, 1.0, steps)[:, None]
+  cos = np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))
+  omega = np.arccos(np.clip(cos, -1.0, 1.0))
+  if omega < 1e-6:
+    return ((1 - t) * a + t * b).astype(np.float32)
+  return ((np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)).astype(np.float32)
+
+
+def load_latents(path, latent_size: int) -> np.ndarray:
+  """Latents [N, latent_size] from a .npy file; UserError when it holds anything else."""
+  try:
+    z = np.load(path, allow_pickle=False)
+  except (OSError, ValueError) as e:
+    raise UserError(f"{path} is not a .npy array file ({e})") from None
+  z = z[None] if z.ndim == 1 else z
+  if z.ndim != 2 or z.shape[1] != latent_size or not len(z):
+    raise UserError(f"{path} holds an array of shape {z.shape}; the run needs latents of "
+                    f"shape [N, {latent_size}]")
+  return z.astype(np.float32)
 
 
 def load(directory) -> Synthesizer:

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
-from reverbsynth import manifest as manifest_lib, synthesis, train_input
+from reverbsynth import manifest as manifest_lib, outputs, synthesis, train_input
 from reverbsynth.errors import UserError
 from reverbsynth.model import layers as L, losses, networks, schedule
 
@@ -287,15 +287,14 @@ class Trainer:
     """Sample grid, summaries, stage checkpoint, exported generator; then the next stage."""
     audio, image = self.sample_grid(st.level)
     samples = os.path.join(self.run_dir, "samples")
-    os.makedirs(samples, exist_ok=True)
-    _write_wav(os.path.join(samples, f"stage-{st.index:02d}.wav"), audio,
-               self.config["audio"]["sample_rate"])
-    tf.io.write_file(os.path.join(samples, f"stage-{st.index:02d}.png"), tf.io.encode_png(image))
+    outputs.write_wav(os.path.join(samples, f"stage-{st.index:02d}.wav"), audio,
+                      self.config["audio"]["sample_rate"])
+    outputs.write_png(os.path.join(samples, f"stage-{st.index:02d}.png"), image)
     real = next(iter(train_input.dataset(self.data_dir, self.config, self.labels,
                                          self.normalizer, 4, self.config["seed"])))[0]
     with self.writer.as_default(step=int(self.images_total)):
       tf.summary.image("spectra/generated", tf.cast(image, tf.float32)[None] / 255.0)
-      tf.summary.image("spectra/real", _spectrogram_images(real))
+      tf.summary.image("spectra/real", outputs.spectra_image(real.numpy()))
       tf.summary.audio("audio/generated", audio.reshape(1, -1, 1),
                        self.config["audio"]["sample_rate"])
     export_generator(os.path.join(self.run_dir, "generator"), self.ema, self.config,
@@ -318,7 +317,7 @@ class Trainer:
     audio = np.concatenate([np.concatenate([n, gap]) for n in notes])
     peak = np.abs(audio).max()
     audio = audio / peak * 0.9 if peak > 0 else audio
-    tiles = _spectrogram_images(spectra).numpy()[..., 0]  # [R*C, F, T]
+    tiles = outputs.spectra_image(spectra.numpy())[..., 0]  # [R*C, F, T]
     grid = tiles.reshape(rows, cols, *tiles.shape[1:]).transpose(0, 2, 1, 3)
     grid = grid.reshape(rows * tiles.shape[1], cols * tiles.shape[2])
     return audio, (grid[..., None] * 255).astype(np.uint8)
@@ -343,17 +342,6 @@ def _dtype_policy(precision: str):
     yield
   finally:
     keras.config.set_dtype_policy(previous)
-
-
-def _spectrogram_images(spectra):
-  """Channel 0 of spectra [B, T, F, 2] as images [B, F, T, 1] in [0, 1], low frequencies down."""
-  x = tf.transpose(spectra[..., :1], [0, 2, 1, 3])[:, ::-1]
-  return (tf.clip_by_value(x, -1.0, 1.0) + 1.0) / 2.0
-
-
-def _write_wav(path, audio, sample_rate) -> None:
-  import soundfile as sf
-  sf.write(path, audio, sample_rate, subtype="FLOAT")
 
 
 class _ProgressBar:

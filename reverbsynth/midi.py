@@ -1,0 +1,201 @@
+"""Songs from notes: a MIDI file played note by note by a Synthesizer.
+
+Every MIDI instrument (track + program) gets one latent, so a track keeps its
+timbre, and one effect. Each distinct (track, pitch, effect) note is generated
+once, in batches, then placed at its onset to the sample: the model's held part
+is cut or extended to the note's length and its released part (where a reverb
+tail rings) follows note-off. Notes are overlap-added in float, scaled by
+velocity, and the song is normalized once so that it never clips.
+"""
+
+import dataclasses
+import time
+
+import numpy as np
+
+from reverbsynth.errors import UserError
+
+CROSSFADE_SECONDS = 0.03   # Joins inside a note: held -> loop -> release.
+END_FADE_SECONDS = 0.01
+PEAK = 10 ** (-1 / 20)     # Normalized peak: -1 dBFS.
+
+
+@dataclasses.dataclass(frozen=True)
+class Track:
+  """One MIDI instrument; `number` counts from 1 in file order, as shown to users."""
+  number: int
+  name: str
+  program: int
+  is_drum: bool
+  notes: tuple  # pretty_midi.Note (start, end in seconds; pitch; velocity).
+
+  def describe(self) -> str:
+    import pretty_midi
+    kind = "drums" if self.is_drum else pretty_midi.program_to_instrument_name(self.program)
+    return f"{self.number} {self.name or kind!r} ({kind}, {len(self.notes)} notes)"
+
+  def matches(self, selector: str) -> bool:
+    """Whether `selector` (a track number, or part of its name, program or class) names it."""
+    if selector.isdigit():
+      return int(selector) == self.number
+    import pretty_midi
+    names = [self.name]
+    if not self.is_drum:
+      names += [pretty_midi.program_to_instrument_name(self.program),
+                pretty_midi.program_to_instrument_class(self.program)]
+    return any(selector.lower() in n.lower() for n in names if n)
+
+
+@dataclasses.dataclass
+class Summary:
+  notes: int = 0          # Notes played.
+  unique: int = 0         # Distinct notes generated.
+  transposed: int = 0     # Notes moved by octaves into the model's range.
+  skipped: int = 0        # Drum notes left out.
+  seconds: float = 0.0    # Audio length.
+  render_seconds: float = 0.0
+
+  def line(self) -> str:
+    rtf = self.render_seconds / self.seconds if self.seconds else 0.0
+    return (f"{self.notes} notes played, {self.unique} unique notes generated, "
+            f"{self.transposed} transposed by octaves, {self.skipped} drum notes skipped; "
+            f"{self.seconds:.1f} s of audio in {self.render_seconds:.1f} s "
+            f"(real-time factor {rtf:.2f})")
+
+
+def read(path) -> list:
+  """The Tracks of a MIDI file that hold notes; UserError when it is not MIDI or holds none."""
+  import pretty_midi
+  try:
+    song = pretty_midi.PrettyMIDI(str(path))
+  except Exception as e:  # pretty_midi/mido raise many kinds on a bad file.
+    raise UserError(f"{path} is not a readable MIDI file ({type(e).__name__}: {e})") from None
+  tracks = [Track(i + 1, inst.name.strip(), inst.program, inst.is_drum,
+                  tuple(sorted(inst.notes, key=lambda n: (n.start, n.pitch))))
+            for i, inst in enumerate(song.instruments)]
+  tracks = [t for t in tracks if t.notes]
+  if not tracks:
+    raise UserError(f"{path} holds no notes")
+  return tracks
+
+
+def plan_effects(specs, tracks, known, default: str) -> dict:
+  """{track number: effect name} from --effect specs: NAME (every track) or TRACK=NAME."""
+  everywhere, chosen = default, {}
+  for spec in specs:
+    selector, sep, name = spec.rpartition("=")
+    if name not in known:
+      raise UserError(f"the run was not trained on effect {name!r}; it knows "
+                      f"{', '.join(known)}")
+    if not sep:
+      everywhere = name
+      continue
+    hits = [t for t in tracks if t.matches(selector)]
+    if not hits:
+      raise UserError(f"--effect {spec}: no track is {selector!r}; the tracks are "
+                      + "; ".join(t.describe() for t in tracks))
+    chosen.update({t.number: name for t in hits})
+  return {t.number: chosen.get(t.number, everywhere) for t in tracks}
+
+
+def fit_pitch(pitch: int, pitches: range) -> int:
+  """`pitch` moved by whole octaves into `pitches` (a range of at least 12)."""
+  while pitch < pitches.start:
+    pitch += 12
+  while pitch >= pitches.stop:
+    pitch -= 12
+  return pitch
+
+
+def velocity_gain(velocity: int) -> float:
+  """Amplitude for a MIDI velocity: (v / 127)^2, about 40 dB from 1 to 127."""
+  return (velocity / 127.0) ** 2
+
+
+def _join(a: np.ndarray, b: np.ndarray, overlap: int) -> np.ndarray:
+  """a then b, the last `overlap` samples of a crossfaded (equal power) into b's first."""
+  if overlap <= 0:
+    return np.concatenate([a, b])
+  t = np.linspace(0.0, np.pi / 2, overlap, dtype=np.float32)
+  middle = a[-overlap:] * np.cos(t) + b[:overlap] * np.sin(t)
+  return np.concatenate([a[:-overlap], middle, b[overlap:]])
+
+
+def shape_note(audio: np.ndarray, held: int, length: int, sample_rate: int) -> np.ndarray:
+  """A model note [S] (held for `held` samples, then released) played for `length` samples.
+
+  Returns about length + S - held samples: the held part cut to `length` or, for
+  longer notes, extended by crossfaded repeats of its steadier second half; then
+  the released part (the instrument's release and any effect tail) from note-off.
+  """
+  crossfade = int(CROSSFADE_SECONDS * sample_rate)
+  body, loop = audio[:held], audio[held // 2:held]
+  while len(body) < length:
+    body = _join(body, loop, min(crossfade, len(loop) // 2))
+  body = body[:max(length, 1)]
+  out = _join(body, audio[held:], min(crossfade, len(body) // 2, len(audio) - held))
+  fade = min(int(END_FADE_SECONDS * sample_rate), len(out))
+  out[len(out) - fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+  return out
+
+
+def normalize(song: np.ndarray, loudness_db=None) -> np.ndarray:
+  """Song scaled to an RMS of `loudness_db` dBFS if given, else to a -1 dBFS peak; never above it."""
+  peak = float(np.abs(song).max())
+  if peak == 0.0:
+    return song
+  gain = PEAK / peak
+  if loudness_db is not None:
+    rms = float(np.sqrt(np.mean(np.square(song, dtype=np.float64))))
+    gain = min(gain, 10 ** (loudness_db / 20) / rms)
+  return (song * gain).astype(np.float32)
+
+
+def render(synth, tracks, effects: dict, seed: int = 0, drums: bool = False,
+           batch_size: int = 32, progress: bool = False):
+  """(song audio [N] float32 at synth.sample_rate before normalization, Summary).
+
+  `effects` maps track numbers to effect names (see plan_effects).
+  """
+  started = time.perf_counter()
+  summary = Summary()
+  latents = synth.latents(max(t.number for t in tracks), seed)  # Track n: row n - 1.
+  played = []  # (track number, pitch, effect, start sample, length, gain)
+  rate = synth.sample_rate
+  for track in tracks:
+    if track.is_drum and not drums:
+      summary.skipped += len(track.notes)
+      continue
+    for note in track.notes:
+      pitch = fit_pitch(note.pitch, synth.pitches)
+      summary.transposed += pitch != note.pitch
+      start = int(round(note.start * rate))
+      played.append((track.number, pitch, effects[track.number], start,
+                     max(int(round(note.end * rate)) - start, 1), velocity_gain(note.velocity)))
+  if not played:
+    raise UserError("the MIDI file has only drum tracks: give --drums to play them")
+  unique = sorted({p[:3] for p in played})
+  notes = dict(zip(unique, _generate(synth, latents, unique, batch_size, progress)))
+  held = synth.held_samples
+  song = np.zeros(max(p[3] + p[4] for p in played) + synth.num_samples - held, np.float32)
+  for number, pitch, effect, start, length, gain in played:
+    sound = shape_note(notes[number, pitch, effect], held, length, rate)
+    song[start:start + len(sound)] += gain * sound[:len(song) - start]
+  summary.notes, summary.unique = len(played), len(unique)
+  summary.seconds = len(song) / rate
+  summary.render_seconds = time.perf_counter() - started
+  return song, summary
+
+
+def _generate(synth, latents, keys, batch_size: int, progress: bool) -> list:
+  """Audio [S] for each (track number, pitch, effect) key, generated in batches."""
+  from tqdm import tqdm
+  out = []
+  with tqdm(total=len(keys), unit="note", disable=not progress, desc="generating") as bar:
+    for i in range(0, len(keys), batch_size):
+      chunk = keys[i:i + batch_size]
+      z = latents[[k[0] - 1 for k in chunk]]
+      out.extend(synth.audio(z, [k[1] for k in chunk], [k[2] for k in chunk],
+                             batch_size=batch_size))
+      bar.update(len(chunk))
+  return out
