@@ -16,6 +16,7 @@ import numpy as np
 from reverbsynth.errors import UserError
 
 CROSSFADE_SECONDS = 0.03   # Joins inside a note: held -> loop -> release.
+SEARCH_SECONDS = 0.02      # How far a join looks for the cut that keeps the phase (>= a period).
 END_FADE_SECONDS = 0.01
 PEAK = 10 ** (-1 / 20)     # Normalized peak: -1 dBFS.
 
@@ -121,19 +122,36 @@ def _join(a: np.ndarray, b: np.ndarray, overlap: int) -> np.ndarray:
   return np.concatenate([a[:-overlap], middle, b[overlap:]])
 
 
+def _matching_cut(audio: np.ndarray, context: np.ndarray, low: int, high: int) -> int:
+  """The cut c in [low, high) where audio[c - len(context):c] correlates best with `context`:
+  continuing from audio[c] after `context` keeps the waveform's phase."""
+  w = len(context)
+  low = max(low, w)
+  if w == 0 or high <= low:
+    return max(low, min(high, len(audio)))
+  windows = np.lib.stride_tricks.sliding_window_view(audio[low - w:high], w)[:high - low]
+  energy = np.sqrt(np.sum(np.square(windows), axis=1) * np.sum(np.square(context))) + 1e-12
+  return low + int(np.argmax(windows @ context / energy))
+
+
 def shape_note(audio: np.ndarray, held: int, length: int, sample_rate: int) -> np.ndarray:
   """A model note [S] (held for `held` samples, then released) played for `length` samples.
 
   Returns about length + S - held samples: the held part cut to `length` or, for
-  longer notes, extended by crossfaded repeats of its steadier second half; then
-  the released part (the instrument's release and any effect tail) from note-off.
+  longer notes, extended by repeats of its steadier second half; then the
+  released part (the instrument's release and any effect tail) from note-off.
+  Each join is crossfaded at the cut that best continues the waveform.
   """
   crossfade = int(CROSSFADE_SECONDS * sample_rate)
-  body, loop = audio[:held], audio[held // 2:held]
-  while len(body) < length:
-    body = _join(body, loop, min(crossfade, len(loop) // 2))
+  search = int(SEARCH_SECONDS * sample_rate)
+  body = audio[:held]
+  while len(body) < length:  # Loop back into the held part's second half.
+    start = _matching_cut(audio, body[-crossfade:], held // 2 - search, held // 2 + search)
+    body = _join(body, audio[start - crossfade:held], crossfade)
   body = body[:max(length, 1)]
-  out = _join(body, audio[held:], min(crossfade, len(body) // 2, len(audio) - held))
+  overlap = min(crossfade, len(body) // 2)
+  release = _matching_cut(audio, body[len(body) - overlap:], held - search, held + 1)
+  out = _join(body, audio[release - overlap:], overlap)
   fade = min(int(END_FADE_SECONDS * sample_rate), len(out))
   out[len(out) - fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
   return out
@@ -177,10 +195,13 @@ def render(synth, tracks, effects: dict, seed: int = 0, drums: bool = False,
   unique = sorted({p[:3] for p in played})
   notes = dict(zip(unique, _generate(synth, latents, unique, batch_size, progress)))
   held = synth.held_samples
-  song = np.zeros(max(p[3] + p[4] for p in played) + synth.num_samples - held, np.float32)
+  longest = synth.num_samples - held + int(SEARCH_SECONDS * rate)  # After note-off.
+  song = np.zeros(max(p[3] + p[4] for p in played) + longest, np.float32)
   for number, pitch, effect, start, length, gain in played:
     sound = shape_note(notes[number, pitch, effect], held, length, rate)
-    song[start:start + len(sound)] += gain * sound[:len(song) - start]
+    song[start:start + len(sound)] += gain * sound
+  sounding = np.flatnonzero(song)
+  song = song[:sounding[-1] + 1 if len(sounding) else 0]
   summary.notes, summary.unique = len(played), len(unique)
   summary.seconds = len(song) / rate
   summary.render_seconds = time.perf_counter() - started

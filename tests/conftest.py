@@ -117,3 +117,23 @@ def home(tmp_path, monkeypatch):
   """A private $REVERBSYNTH_HOME."""
   monkeypatch.setenv("REVERBSYNTH_HOME", str(tmp_path / "home"))
   return tmp_path / "home"
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory, nsynth_tfrecord):
+  """The fixture notes, dry and reverb, all in the training split."""
+  out = tmp_path_factory.mktemp("train-data") / "ds"
+  result = run_cli("build-dataset", "--source", nsynth_tfrecord, "--out", out, "--effect",
+                   "reverb", "--valid-fraction", 0, "--test-fraction", 0, "--no-progress")
+  assert result.returncode == 0, result.stderr
+  return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, dataset):
+  """A configs/tiny.yaml run trained for 3 stages (level 2 of 3) through the CLI."""
+  out = tmp_path_factory.mktemp("runs") / "tiny"
+  result = run_cli("train", "--data", dataset, "--config", "tiny", "--stages", 3, "--out", out,
+                   "--no-progress")
+  assert result.returncode == 0, result.stderr
+  return out, result

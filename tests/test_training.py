@@ -18,24 +18,6 @@ LOSS_TERMS = {"d_wasserstein", "g_wasserstein", "gradient_penalty", "drift", "ac
               "ac_effect_real", "ac_pitch_fake", "ac_effect_fake", "d_loss", "g_loss"}
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory, nsynth_tfrecord):
-  out = tmp_path_factory.mktemp("train-data") / "ds"
-  result = run_cli("build-dataset", "--source", nsynth_tfrecord, "--out", out, "--effect",
-                   "reverb", "--valid-fraction", 0, "--test-fraction", 0, "--no-progress")
-  assert result.returncode == 0, result.stderr
-  return out
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, dataset):
-  out = tmp_path_factory.mktemp("runs") / "tiny"
-  result = run_cli("train", "--data", dataset, "--config", "tiny", "--stages", 3, "--out", out,
-                   "--no-progress")
-  assert result.returncode == 0, result.stderr
-  return out, result
-
-
 def _scalar_tags(log_dir):
   tags = set()
   for root, _, files in os.walk(log_dir):

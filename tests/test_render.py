@@ -1,0 +1,193 @@
+"""`generate` and `render`: real MIDI files (pretty_midi, mido) played by a trained tiny run."""
+
+import mido
+import numpy as np
+import pretty_midi
+import pytest
+import soundfile as sf
+
+from reverbsynth import midi, synthesis
+from tests.conftest import run_cli
+
+RATE = 16000
+
+
+def write_midi(path, tracks, tempo=120.0):
+  """tracks: [(program, is_drum, name, [(pitch, start s, end s, velocity)])]."""
+  song = pretty_midi.PrettyMIDI(initial_tempo=tempo)
+  for program, is_drum, name, notes in tracks:
+    inst = pretty_midi.Instrument(program, is_drum=is_drum, name=name)
+    inst.notes = [pretty_midi.Note(v, p, s, e) for p, s, e, v in notes]
+    song.instruments.append(inst)
+  song.write(str(path))
+  return path
+
+
+@pytest.fixture(scope="module")
+def synth(tiny_run):
+  return synthesis.load(tiny_run[0])
+
+
+def _expected(synth, placements, seed=0):
+  """The song built by hand: [(track number, pitch, effect, start s, length s, velocity)]."""
+  latents = synth.latents(max(p[0] for p in placements), seed)
+  held = synth.held_samples
+  starts = [round(p[3] * RATE) for p in placements]
+  lengths = [round(p[4] * RATE) for p in placements]
+  song = np.zeros(max(s + n for s, n in zip(starts, lengths)) + synth.num_samples, np.float32)
+  for (track, pitch, effect, _, _, velocity), start, length in zip(placements, starts, lengths):
+    note = synth.audio(latents[[track - 1]], [pitch], [effect])[0]
+    sound = midi.shape_note(note, held, length, RATE) * (velocity / 127) ** 2
+    song[start:start + len(sound)] += sound
+  return song[:np.flatnonzero(song)[-1] + 1]
+
+
+def test_notes_land_on_their_samples_across_a_tempo_change(tmp_path, synth):
+  # 120 bpm for two beats, then 60 bpm: ticks 0, 480, 1440, 1920 are 0, 0.5, 2.0 and 3.0 s.
+  mid = mido.MidiFile(ticks_per_beat=480)
+  meta, notes = mido.MidiTrack(), mido.MidiTrack()
+  meta += [mido.MetaMessage("set_tempo", tempo=500000, time=0),
+           mido.MetaMessage("set_tempo", tempo=1000000, time=960)]
+  notes.append(mido.Message("program_change", program=33, time=0))
+  previous = 0
+  for tick in (0, 480, 1440, 1920):
+    notes.append(mido.Message("note_on", note=40, velocity=100, time=tick - previous))
+    notes.append(mido.Message("note_off", note=40, velocity=0, time=240))
+    previous = tick + 240
+  mid.tracks += [meta, notes]
+  mid.save(tmp_path / "tempo.mid")
+  tracks = midi.read(tmp_path / "tempo.mid")
+  song, summary = midi.render(synth, tracks, {t.number: "reverb" for t in tracks})
+  expected = _expected(synth, [(1, 40, "reverb", 0.0, 0.25, 100), (1, 40, "reverb", 0.5, 0.25, 100),
+                               (1, 40, "reverb", 2.0, 0.5, 100), (1, 40, "reverb", 3.0, 0.5, 100)])
+  tail = (synth.num_samples - synth.held_samples) / RATE
+  assert 3.5 + tail - midi.SEARCH_SECONDS <= len(song) / RATE <= 3.5 + tail + midi.SEARCH_SECONDS
+  np.testing.assert_allclose(song, expected, atol=1e-5)
+  assert (summary.notes, summary.unique) == (4, 1)
+  assert np.flatnonzero(song)[0] == 0 and np.abs(song[2 * RATE - 40:2 * RATE]).max() == 0
+
+
+def test_per_track_effects_velocity_octaves_and_drums(tmp_path, synth):
+  path = write_midi(tmp_path / "band.mid", [
+      (33, False, "Bass", [(40, 0.0, 0.3, 120), (40, 1.0, 1.3, 30), (12, 2.0, 2.1, 100)]),
+      (0, False, "Lead", [(100, 0.5, 0.6, 100), (60, 1.5, 1.7, 64)]),
+      (0, True, "Drums", [(36, 0.0, 0.1, 100), (38, 0.5, 0.6, 100)])])
+  tracks = midi.read(path)
+  plan = midi.plan_effects(["dry", "bass=reverb"], tracks, synth.labels.effects, "reverb")
+  assert plan == {1: "reverb", 2: "dry", 3: "dry"}
+  counted = []
+  generate = synth.audio
+  synth.audio = lambda z, p, e, batch_size=32: counted.append(len(z)) or generate(z, p, e)
+  try:
+    song, summary = midi.render(synth, tracks, plan)
+  finally:
+    del synth.audio
+  # 12 -> 24 and 100 -> 88 -> 76: moved by octaves, reported. The bass's two E2s are one note.
+  assert (summary.transposed, summary.skipped, summary.notes) == (2, 2, 5)
+  assert summary.unique == sum(counted) == 4
+  expected = _expected(synth, [(1, 40, "reverb", 0.0, 0.3, 120), (1, 40, "reverb", 1.0, 0.3, 30),
+                               (1, 24, "reverb", 2.0, 0.1, 100), (2, 76, "dry", 0.5, 0.1, 100),
+                               (2, 60, "dry", 1.5, 0.2, 64)])
+  np.testing.assert_allclose(song, expected, atol=1e-5)
+  loud, soft = song[:int(0.3 * RATE)], song[RATE:int(1.3 * RATE)]
+  np.testing.assert_allclose(np.abs(loud).max() / np.abs(soft).max(), (120 / 30) ** 2, rtol=1e-4)
+  with_drums, summary = midi.render(synth, tracks, plan, drums=True)
+  assert (summary.notes, summary.skipped) == (7, 0) and not np.allclose(with_drums, song)
+
+
+def test_long_notes_sustain_without_gaps_and_short_notes_release():
+  t = np.arange(4 * RATE) / RATE
+  note = (0.5 * np.sin(2 * np.pi * 113.3 * t)).astype(np.float32)  # No whole periods in a loop.
+  note[3 * RATE:] *= np.exp(-5 * t[:RATE])                  # Released after 3 s of 4.
+  long = midi.shape_note(note, 3 * RATE, 7 * RATE, RATE)      # 7 s held.
+  assert abs(len(long) - 8 * RATE) <= midi.SEARCH_SECONDS * RATE
+  frames = long[:7 * RATE].reshape(-1, RATE // 100)           # 10 ms frames.
+  rms = np.sqrt(np.mean(frames ** 2, axis=1))
+  assert rms.min() > 0.6 * rms.max()                          # No gap, no dip.
+  assert np.abs(np.diff(long)).max() < 4 * np.abs(np.diff(note)).max()  # No click.
+  short = midi.shape_note(note, 3 * RATE, RATE // 10, RATE)   # 100 ms: cut, then the release.
+  assert abs(len(short) - (RATE // 10 + RATE)) <= midi.SEARCH_SECONDS * RATE
+  assert np.abs(short[-10:]).max() < 1e-3                     # Faded to silence at the end.
+
+
+def test_render_cli_is_deterministic_never_clips_and_reports(tmp_path, tiny_run):
+  chord = [(p, 0.1 * i, 2.0, 127) for i, p in enumerate((36, 40, 43, 48, 52, 55))]
+  path = write_midi(tmp_path / "chord.mid", [(33, False, "Bass", chord),
+                                              (0, True, "Drums", [(36, 0.0, 0.1, 90)])])
+  run = str(tiny_run[0])
+  result = run_cli("render", path, "--run", run, "--no-progress", "--bits", "24")
+  assert result.returncode == 0, result.stderr
+  assert "6 notes played, 6 unique notes generated, 0 transposed by octaves, 1 drum notes " \
+         "skipped" in result.stdout and "skipped (drums" in result.stdout
+  first, rate = sf.read(tmp_path / "chord.wav")
+  assert sf.info(tmp_path / "chord.wav").subtype == "PCM_24" and rate == RATE
+  assert np.abs(first).max() <= midi.PEAK + 1e-6 and np.abs(first).max() > 0.5
+  again = run_cli("render", path, "--run", run, "--no-progress", "--out", tmp_path / "a.wav",
+                  "--bits", "24")
+  other = run_cli("render", path, "--run", run, "--no-progress", "--out", tmp_path / "b.wav",
+                  "--bits", "24", "--seed", 1)
+  assert again.returncode == other.returncode == 0
+  assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "chord.wav").read_bytes()
+  other_song = sf.read(tmp_path / "b.wav")[0]
+  assert len(other_song) != len(first) or not np.allclose(other_song, first)
+  resampled = run_cli("render", path, "--run", run, "--no-progress", "--out", tmp_path / "c.wav",
+                      "--sample-rate", 44100, "--png")
+  assert resampled.returncode == 0, resampled.stderr
+  audio, rate = sf.read(tmp_path / "c.wav")
+  assert rate == 44100 and abs(len(audio) / rate - len(first) / RATE) < 0.01
+  assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_generate_cli_writes_the_grid_and_reuses_latents(tmp_path, tiny_run):
+  run = str(tiny_run[0])
+  result = run_cli("generate", "--run", run, "--pitch", 40, "--pitch", 52, "--effect", "reverb",
+                   "--seed", 1, "--seed", 2, "--interpolate", 4, "--save-latents",
+                   tmp_path / "z.npy", "--out", tmp_path / "notes", "--bits", 16)
+  assert result.returncode == 0, result.stderr
+  wavs = sorted(p.name for p in (tmp_path / "notes").glob("*.wav"))
+  assert wavs == [f"{p}-reverb-v100-z{i}.wav" for p in (40, 52) for i in range(4)]
+  assert sf.info(tmp_path / "notes" / wavs[0]).subtype == "PCM_16"
+  z = np.load(tmp_path / "z.npy")
+  synth = synthesis.load(run)
+  np.testing.assert_allclose(z[[0, -1]], np.concatenate([synth.latents(1, 1),
+                                                         synth.latents(1, 2)]), atol=1e-6)
+  norms = np.linalg.norm(z, axis=1)
+  assert np.all(norms[1:-1] > np.minimum(norms[0], norms[-1]) * 0.9)  # Along the sphere.
+  result = run_cli("generate", "--run", run, "--pitch", 52, "--effect", "reverb", "--latents",
+                   tmp_path / "z.npy", "--out", tmp_path / "again", "--bits", 16, "--png")
+  assert result.returncode == 0, result.stderr
+  for i in range(4):  # Other batches round differently: within one 16-bit step.
+    np.testing.assert_allclose(sf.read(tmp_path / "again" / f"52-reverb-v100-z{i}.wav")[0],
+                               sf.read(tmp_path / "notes" / f"52-reverb-v100-z{i}.wav")[0],
+                               atol=1.01 / 2 ** 15)
+  assert (tmp_path / "again" / "52-reverb-v100-z0.png").is_file()
+
+
+def _refused(result, fragment):
+  assert result.returncode == 2, (result.stdout, result.stderr)
+  errors = [l for l in result.stderr.splitlines() if l.startswith("reverbsynth: error:")]
+  assert len(errors) == 1 and fragment in errors[0], result.stderr
+  assert "Traceback" not in result.stderr
+
+
+def test_bad_inputs_fail_with_one_line_and_leave_nothing(tmp_path, tiny_run):
+  run = str(tiny_run[0])
+  (tmp_path / "notes.mid").write_text("not a midi file")
+  empty = write_midi(tmp_path / "empty.mid", [(33, False, "Bass", [])])
+  drums = write_midi(tmp_path / "drums.mid", [(0, True, "Drums", [(36, 0.0, 0.1, 100)])])
+  good = write_midi(tmp_path / "good.mid", [(33, False, "Bass", [(40, 0.0, 0.5, 100)])])
+  _refused(run_cli("render", tmp_path / "notes.mid", "--run", run), "is not a readable MIDI")
+  _refused(run_cli("render", empty, "--run", run), "holds no notes")
+  _refused(run_cli("render", drums, "--run", run), "only drum tracks: give --drums")
+  _refused(run_cli("render", good, "--run", tmp_path / "nowhere"), "holds no exported generator")
+  _refused(run_cli("render", good, "--run", run, "--effect", "chorus"),
+           "not trained on effect 'chorus'; it knows dry, reverb")
+  _refused(run_cli("render", good, "--run", run, "--effect", "piano=dry"),
+           "no track is 'piano'; the tracks are 1 'Bass'")
+  np.save(tmp_path / "z.npy", np.zeros((2, 7), np.float32))
+  _refused(run_cli("generate", "--run", run, "--latents", tmp_path / "z.npy", "--out",
+                   tmp_path / "out"), "shape (2, 7); the run needs latents of shape [N, 16]")
+  _refused(run_cli("generate", "--run", run, "--pitch", 100, "--out", tmp_path / "out"),
+           "pitch 100 is outside the model's range 24..84")
+  assert sorted(p.name for p in tmp_path.iterdir()) == [
+      "drums.mid", "empty.mid", "good.mid", "notes.mid", "z.npy"]
