@@ -6,11 +6,17 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: demo test bench quality system-deps clean
 
-# The default dataset, then the CPU config's first two stages (a few minutes);
-# 'reverbsynth train --config cpu --resume' continues the same run to all 11 stages (~1 h).
+# The default dataset, the CPU config's first DEMO_STAGES stages (2: a few minutes; 11: all,
+# about an hour, the same run continued), then the example song rendered with reverb and dry.
+DEMO_STAGES ?= 2
+DEMO_RUN = $${REVERBSYNTH_HOME:-$$HOME/reverbsynth}/runs/cpu-reverb-bass
 demo: $(STAMP)
 	$(BIN)/reverbsynth build-dataset --effect reverb --family bass --overwrite
-	$(BIN)/reverbsynth train --config cpu --stages 2 --resume
+	$(BIN)/reverbsynth train --config cpu --stages $(DEMO_STAGES) --resume
+	$(BIN)/reverbsynth render examples/bassline.mid --run $(DEMO_RUN) --effect reverb \
+	  --out build/demo/bassline-reverb.wav --png --no-progress
+	$(BIN)/reverbsynth render examples/bassline.mid --run $(DEMO_RUN) --effect dry \
+	  --out build/demo/bassline-dry.wav --png --no-progress
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests

@@ -191,3 +191,13 @@ def test_bad_inputs_fail_with_one_line_and_leave_nothing(tmp_path, tiny_run):
            "pitch 100 is outside the model's range 24..84")
   assert sorted(p.name for p in tmp_path.iterdir()) == [
       "drums.mid", "empty.mid", "good.mid", "notes.mid", "z.npy"]
+
+
+def test_the_example_song_is_what_its_script_writes(tmp_path):
+  import runpy
+  script = runpy.run_path("examples/write_example.py")
+  script["main"](str(tmp_path / "bassline.mid"))
+  assert (tmp_path / "bassline.mid").read_bytes() == open("examples/bassline.mid", "rb").read()
+  tracks = midi.read("examples/bassline.mid")
+  assert [t.is_drum for t in tracks] == [False, False, True]
+  assert max(n.end - n.start for n in tracks[1].notes) > 3.0  # Sustained past the hold.
