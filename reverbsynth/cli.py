@@ -13,6 +13,14 @@ def _echo_err(message: str) -> None:
   click.echo(f"reverbsynth: {message}", err=True)
 
 
+def _latest(found, missing: str, chosen: str):
+  """`found` (the newest dataset or run), said on stderr as `chosen`; UserError when None."""
+  if found is None:
+    raise UserError(missing)
+  _echo_err(chosen.format(found))
+  return found
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="reverbsynth", prog_name="reverbsynth")
 def cli():
@@ -154,11 +162,10 @@ def train(config_name, data, out, stages, resume, max_steps, progress, overrides
   from reverbsynth import config as config_lib, paths
   config = config_lib.load(config_name, overrides)
   if data is None:
-    data = paths.latest_dataset()
-    if data is None:
-      raise UserError(f"no dataset under {paths.home() / 'datasets'}: build one with "
-                      "'reverbsynth build-dataset', or give --data")
-    _echo_err(f"training on {data} (the latest dataset; --data to choose)")
+    data = _latest(paths.latest_dataset(),
+                   f"no dataset under {paths.home() / 'datasets'}: build one with "
+                   "'reverbsynth build-dataset', or give --data",
+                   "training on {} (the latest dataset; --data to choose)")
   out = out or str(paths.default_run_dir(config["name"], data))
   from reverbsynth import cost, training
   from reverbsynth.model import schedule
@@ -180,11 +187,10 @@ def _synthesizer(run):
   """The Synthesizer of --run, or of the run 'reverbsynth train' exported last."""
   from reverbsynth import paths, synthesis
   if run is None:
-    run = paths.latest_run()
-    if run is None:
-      raise UserError(f"no trained run under {paths.home() / 'runs'}: train one with "
-                      "'reverbsynth train', or give --run")
-    _echo_err(f"playing the generator of {run} (the latest run; --run to choose)")
+    run = _latest(paths.latest_run(),
+                  f"no trained run under {paths.home() / 'runs'}: train one with "
+                  "'reverbsynth train', or give --run",
+                  "playing the generator of {} (the latest run; --run to choose)")
   return synthesis.load(run)
 
 

@@ -201,3 +201,14 @@ def test_the_example_song_is_what_its_script_writes(tmp_path):
   tracks = midi.read("examples/bassline.mid")
   assert [t.is_drum for t in tracks] == [False, False, True]
   assert max(n.end - n.start for n in tracks[1].notes) > 3.0  # Sustained past the hold.
+
+
+def test_without_run_the_latest_exported_run_plays(tmp_path, tiny_run, home):
+  song = write_midi(tmp_path / "one.mid", [(33, False, "Bass", [(40, 0.0, 0.5, 100)])])
+  _refused(run_cli("render", song, "--no-progress"), "no trained run under")
+  import shutil
+  shutil.copytree(tiny_run[0] / "generator", home / "runs" / "tiny-fixture" / "generator")
+  result = run_cli("render", song, "--no-progress")
+  assert result.returncode == 0, result.stderr
+  assert f"playing the generator of {home / 'runs' / 'tiny-fixture'}" in result.stderr
+  assert (tmp_path / "one.wav").is_file()
