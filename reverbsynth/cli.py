@@ -13,12 +13,26 @@ def _echo_err(message: str) -> None:
   click.echo(f"reverbsynth: {message}", err=True)
 
 
-def _latest(found, missing: str, chosen: str):
-  """`found` (the newest dataset or run), said on stderr as `chosen`; UserError when None."""
+def _latest(given, found, what: str, option: str, maker: str, doing: str):
+  """`given`, else `found` (the newest dataset or run, said on stderr); UserError when none."""
+  if given is not None:
+    return given
   if found is None:
-    raise UserError(missing)
-  _echo_err(chosen.format(found))
+    from reverbsynth import paths
+    raise UserError(f"no {what} under {paths.home()}: make one with 'reverbsynth {maker}', "
+                    f"or give {option}")
+  _echo_err(f"{doing} {found} (the latest {what}; {option} to choose)")
   return found
+
+
+def _run(run, doing: str):
+  from reverbsynth import paths
+  return _latest(run, paths.latest_run(), "trained run", "--run", "train", doing)
+
+
+def _dataset(data, doing: str):
+  from reverbsynth import paths
+  return _latest(data, paths.latest_dataset(), "dataset", "--data", "build-dataset", doing)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -161,11 +175,7 @@ def train(config_name, data, out, stages, resume, max_steps, progress, overrides
   """
   from reverbsynth import config as config_lib, paths
   config = config_lib.load(config_name, overrides)
-  if data is None:
-    data = _latest(paths.latest_dataset(),
-                   f"no dataset under {paths.home() / 'datasets'}: build one with "
-                   "'reverbsynth build-dataset', or give --data",
-                   "training on {} (the latest dataset; --data to choose)")
+  data = _dataset(data, "training on")
   out = out or str(paths.default_run_dir(config["name"], data))
   from reverbsynth import cost, training
   from reverbsynth.model import schedule
@@ -185,13 +195,8 @@ def train(config_name, data, out, stages, resume, max_steps, progress, overrides
 
 def _synthesizer(run):
   """The Synthesizer of --run, or of the run 'reverbsynth train' exported last."""
-  from reverbsynth import paths, synthesis
-  if run is None:
-    run = _latest(paths.latest_run(),
-                  f"no trained run under {paths.home() / 'runs'}: train one with "
-                  "'reverbsynth train', or give --run",
-                  "playing the generator of {} (the latest run; --run to choose)")
-  return synthesis.load(run)
+  from reverbsynth import synthesis
+  return synthesis.load(_run(run, "playing the generator of"))
 
 
 @cli.command("generate")
@@ -306,6 +311,43 @@ def render(midi_file, run, out, effects, seed, drums, sample_rate, bits, loudnes
     image = os.path.splitext(out)[0] + ".png"
     outputs.write_png(image, outputs.audio_image(song, rate))
     click.echo(f"{image}: spectrogram")
+
+
+@cli.command("evaluate")
+@click.option("--run", default=None, metavar="DIR",
+              help="A run directory. Default: the latest run.")
+@click.option("--data", default=None, metavar="DIR",
+              help="The dataset it was trained on (its test split is the real reference). "
+                   "Default: the one build-dataset wrote last.")
+@click.option("--out", default=None, metavar="DIR",
+              help="Report directory. Default: RUN/evaluation.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the latents.")
+@click.option("--ndb-bins", default=50, show_default=True, type=click.IntRange(min=2))
+@click.option("--reference-notes", default=2000, show_default=True, type=click.IntRange(min=10),
+              help="Training notes for the Frechet and NDB references.")
+@click.option("--classifier-epochs", default=5, show_default=True, type=click.IntRange(min=1))
+@click.option("--retrain-classifier", is_flag=True,
+              help="Train the judge again instead of using the one cached in the dataset.")
+@click.option("--per-stage", is_flag=True, help="Also score every stage checkpoint of the run.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def evaluate(run, data, out, seed, ndb_bins, reference_notes, classifier_epochs,
+             retrain_classifier, per_stage, progress):
+  """Score a run's notes against real held-out notes and write a report.
+
+    reverbsynth evaluate --run RUN --data DATASET
+  """
+  from reverbsynth import evaluation, report
+  run, data = _run(run, "evaluating"), _dataset(data, "against")
+  settings = evaluation.Settings(seed, ndb_bins, reference_notes, classifier_epochs,
+                                 retrain_classifier, per_stage, progress)
+  result = evaluation.evaluate(str(run), str(data), settings,
+                               log=lambda m: _echo_err(m) if progress else None)
+  out = out or os.path.join(str(run), "evaluation")
+  written = report.write(result, out)
+  click.echo(report.table(result["rows"], result["synth"].labels.effects))
+  click.echo(f"judge held-out accuracy: pitch {result['judge_accuracy']['pitch']:.1%}, "
+             f"effect {result['judge_accuracy']['effect']:.1%}")
+  click.echo(f"Report: {written[1]}")
 
 
 @cli.command("effects")

@@ -1,16 +1,19 @@
-"""Model-free measures of notes, for generated and real audio alike.
+"""Measures of notes, for generated and real audio alike.
 
-f0 error: the median pYIN f0 over the held part of a note against the asked
-MIDI pitch, in cents. Tail ratio: the energy of the released tail (the last
-second) against the whole note's, in dB; an effect that rings on (reverb,
-delay) raises it over the dry note's.
+Model-free: f0 error, the median pYIN f0 over the held part of a note against
+the asked MIDI pitch, in cents; tail ratio, the energy of the released tail (the
+last second) against the whole note's, in dB (an effect that rings on, such as
+reverb or delay, raises it over the dry note's). Distribution measures on a
+judge's class probabilities or embeddings: entropy, inception score, Frechet
+distance, and NDB on spectra.
 """
+
+import warnings
 
 import librosa
 import numpy as np
 
 HELD_SECONDS = 3.0   # NSynth notes: held 3 s, released for the last second.
-TAIL_SECONDS = 1.0
 
 
 def f0_error_cents(audio: np.ndarray, sample_rate: int, pitches) -> np.ndarray:
@@ -37,13 +40,60 @@ def pitch_accuracy(audio: np.ndarray, sample_rate: int, pitches, cents: float = 
   return float(np.mean(np.abs(np.nan_to_num(errors, nan=np.inf)) <= cents))
 
 
-def tail_ratio_db(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-  """Energy of the last TAIL_SECONDS against the whole note, dB [N], for audio [N, S]."""
+def tail_ratio_db(audio: np.ndarray, tail: int) -> np.ndarray:
+  """Energy of the last `tail` samples against the whole note, dB [N], for audio [N, S]."""
   energy = np.sum(np.square(audio, dtype=np.float64), axis=1)
-  tail = np.sum(np.square(audio[:, -int(TAIL_SECONDS * sample_rate):], dtype=np.float64), axis=1)
-  return 10 * np.log10((tail + 1e-12) / (energy + 1e-12))
+  released = np.sum(np.square(audio[:, audio.shape[1] - tail:], dtype=np.float64), axis=1)
+  return 10 * np.log10((released + 1e-12) / (energy + 1e-12))
 
 
-def tail_sign_share(wet: np.ndarray, dry: np.ndarray, sample_rate: int) -> float:
-  """Share of pairs (wet [N, S], dry [N, S]) whose wet note keeps more energy in its tail."""
-  return float(np.mean(tail_ratio_db(wet, sample_rate) > tail_ratio_db(dry, sample_rate)))
+def tail_sign_share(wet: np.ndarray, dry: np.ndarray, tail: int) -> float:
+  """Share of pairs (wet [N, S], dry [N, S]) whose wet note keeps more energy in its last `tail` samples."""
+  return float(np.mean(tail_ratio_db(wet, tail) > tail_ratio_db(dry, tail)))
+
+
+# --- Distribution measures (on a judge's outputs, or on spectra) ------------------------
+
+
+def mean_entropy(probs: np.ndarray) -> float:
+  """Mean entropy (nats) of class distributions probs [N, K]: low when the judge is sure."""
+  p = np.clip(probs, 1e-12, 1.0)
+  return float(np.mean(-np.sum(p * np.log(p), axis=1)))
+
+
+def inception_score(probs: np.ndarray) -> float:
+  """exp E_x[KL(p(y|x) || p(y))] of probs [N, K]: from 1 up to K (sure and diverse)."""
+  p = np.clip(probs, 1e-12, 1.0)
+  marginal = np.clip(p.mean(axis=0, keepdims=True), 1e-12, 1.0)
+  return float(np.exp(np.mean(np.sum(p * (np.log(p) - np.log(marginal)), axis=1))))
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+  """Frechet distance between Gaussians fitted to embeddings a [N, D] and b [M, D]."""
+  import scipy.linalg
+  mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+  eye = np.eye(a.shape[1]) * 1e-6  # Dead units make covariances singular; FID code does the same.
+  cov_a, cov_b = np.cov(a, rowvar=False) + eye, np.cov(b, rowvar=False) + eye
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+    root = scipy.linalg.sqrtm(cov_a @ cov_b)
+  distance = np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a + cov_b - 2 * np.real(root))
+  return float(max(distance, 0.0))
+
+
+def ndb(reference: np.ndarray, samples: np.ndarray, bins: int = 50, alpha: float = 0.05,
+        seed: int = 0) -> int:
+  """Number of statistically different bins (Richardson & Weiss, 2018).
+
+  k-means with `bins` clusters on reference [N, D]; each of samples [M, D] goes to
+  its nearest centre; a bin counts when a two-proportion z-test rejects equal shares.
+  """
+  import scipy.stats
+  from sklearn.cluster import KMeans
+  kmeans = KMeans(n_clusters=bins, n_init=4, random_state=seed).fit(reference)
+  p = np.bincount(kmeans.labels_, minlength=bins) / len(reference)
+  q = np.bincount(kmeans.predict(samples), minlength=bins) / len(samples)
+  pooled = (p * len(reference) + q * len(samples)) / (len(reference) + len(samples))
+  se = np.sqrt(pooled * (1 - pooled) * (1 / len(reference) + 1 / len(samples)))
+  z = np.divide(np.abs(p - q), se, out=np.zeros(bins), where=se > 0)
+  return int(np.sum(z > scipy.stats.norm.ppf(1 - alpha / 2)))

@@ -15,8 +15,8 @@ def atomic_path(path):
   path = os.fspath(path)
   directory, name = os.path.split(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=os.path.splitext(name)[1],
-                             dir=directory)
+  suffix = name[name.find("."):] if "." in name else ""  # Whole: Keras wants .weights.h5.
+  fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=suffix, dir=directory)
   os.close(fd)
   try:
     yield tmp

@@ -9,7 +9,7 @@ effect_param_names bytes[P], source_note.
 
 import numpy as np
 
-from reverbsynth import example_proto, manifest as manifest_lib
+from reverbsynth import example_proto, manifest as manifest_lib, storage, tfrecord
 from reverbsynth.notes.note import NUM_SAMPLES, Note
 
 
@@ -103,3 +103,26 @@ def dataset(data_dir, split: str = "train", shuffle_files: bool = False,
             for k, v in parsed.items()}
 
   return records.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def read_split(data_dir, split: str, num_samples: int = NUM_SAMPLES, limit=None) -> dict:
+  """A split (its first `limit` records, if given) in memory, in shard order, without TensorFlow.
+
+  Returns audio float32 [N, num_samples] (cropped), pitch, effect, velocity int [N],
+  source_note and effect_str str [N]. Shards are in hashed order, so the first
+  records are a fair sample. Meant for held-out splits (a few thousand notes).
+  """
+  manifest = manifest_lib.read(data_dir)
+  columns = {k: [] for k in ("audio", "pitch", "effect", "velocity", "source_note",
+                             "effect_str")}
+  for path in manifest_lib.shard_paths(data_dir, manifest, split):
+    with storage.open_read(path) as f:
+      for serialized in tfrecord.iterate(f):
+        if limit is not None and len(columns["pitch"]) >= limit:
+          break
+        record = decode(serialized)
+        for key, column in columns.items():
+          column.append(record[key][:num_samples] if key == "audio" else record[key])
+  audio = np.stack(columns.pop("audio")) if columns["pitch"] else np.zeros((0, num_samples))
+  return {"audio": audio.astype(np.float32),
+          **{k: np.asarray(v) for k, v in columns.items()}}

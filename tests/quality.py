@@ -31,16 +31,13 @@ def _cli(*args) -> None:
 
 def real_notes(data_dir, splits=("valid", "test")):
   """{effect name: audio [N, S]} and pitches [N] of held-out source notes that have every effect."""
-  from reverbsynth import manifest as manifest_lib, records, tfrecord
-  manifest = manifest_lib.read(data_dir)
+  from reverbsynth import manifest as manifest_lib, records
+  effects = [e["name"] for e in manifest_lib.read(data_dir)["effects"]]
   notes = collections.defaultdict(dict)
   for split in splits:
-    for path in manifest_lib.shard_paths(data_dir, manifest, split):
-      with open(path, "rb") as f:
-        for serialized in tfrecord.iterate(f):
-          r = records.decode(serialized)
-          notes[r["source_note"]][r["effect_str"]] = (r["pitch"], r["audio"])
-  effects = [e["name"] for e in manifest["effects"]]
+    held_out = records.read_split(data_dir, split)
+    for i, source in enumerate(held_out["source_note"]):
+      notes[source][held_out["effect_str"][i]] = (held_out["pitch"][i], held_out["audio"][i])
   complete = [n for _, n in sorted(notes.items()) if set(n) == set(effects)]
   audio = {e: np.stack([n[e][1] for n in complete]) for e in effects}
   return audio, np.array([n[effects[0]][0] for n in complete])
@@ -62,7 +59,7 @@ def figures(audio: dict, pitches, sample_rate: int) -> dict:
       "f0 within 50 cents": metrics.pitch_accuracy(every, sample_rate,
                                                    np.tile(pitches, len(audio))),
       "tail sign (reverb > dry)": metrics.tail_sign_share(audio["reverb"], audio["dry"],
-                                                          sample_rate),
+                                                          sample_rate),  # The last second.
       "notes": len(every),
   }
 

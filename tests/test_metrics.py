@@ -33,8 +33,38 @@ def test_a_ringing_tail_raises_the_tail_ratio():
   dry = _tone(48)
   dry[3 * RATE:] = 0                                   # Released at 3 s: silent tail.
   wet = dry + np.concatenate([np.zeros(3 * RATE), 0.1 * _tone(48, 1.0, decay=3.0)])
-  ratios = metrics.tail_ratio_db(np.stack([dry, wet, _tone(48)]), RATE)
+  ratios = metrics.tail_ratio_db(np.stack([dry, wet, _tone(48)]), RATE)  # Last second.
   assert ratios[0] < -100 < ratios[1] < ratios[2]
   np.testing.assert_allclose(ratios[2], 10 * np.log10(1 / 4), atol=0.1)  # Steady: 1 s of 4.
   assert metrics.tail_sign_share(wet[None], dry[None], RATE) == 1.0
   assert metrics.tail_sign_share(dry[None], wet[None], RATE) == 0.0
+
+
+def test_distribution_measures_on_known_cases():
+  rng = np.random.default_rng(0)
+  a = rng.standard_normal((4000, 3))
+  assert metrics.frechet_distance(a, a) < 1e-9                     # Identical: 0.
+  shifted = metrics.frechet_distance(a, a + [2.0, 0.0, 0.0])
+  np.testing.assert_allclose(shifted, 4.0, rtol=1e-6)             # |mu_a - mu_b|^2.
+  scaled = metrics.frechet_distance(a, 3 * a)                     # Tr: 3 * (1 + 9 - 2 * 3).
+  np.testing.assert_allclose(scaled, 12.0, rtol=0.05)
+  sure = np.eye(5)[np.arange(100) % 5]                            # Sure and spread evenly.
+  np.testing.assert_allclose(metrics.inception_score(sure), 5.0, rtol=1e-6)
+  assert metrics.mean_entropy(sure) < 1e-6
+  unsure = np.full((100, 5), 0.2)
+  np.testing.assert_allclose(metrics.inception_score(unsure), 1.0, rtol=1e-6)
+  np.testing.assert_allclose(metrics.mean_entropy(unsure), np.log(5), rtol=1e-6)
+  collapsed = np.eye(5)[np.zeros(100, int)]                       # Sure, one class only.
+  np.testing.assert_allclose(metrics.inception_score(collapsed), 1.0, rtol=1e-6)
+
+
+def test_ndb_is_zero_for_the_same_distribution_and_large_for_another():
+  rng = np.random.default_rng(1)
+  centres = rng.standard_normal((10, 8)) * 5
+  draw = lambda n, w: centres[rng.choice(10, n, p=w)] + rng.standard_normal((n, 8)) * 0.3
+  even = np.full(10, 0.1)
+  reference = draw(3000, even)
+  assert metrics.ndb(reference, reference, bins=10) == 0
+  assert metrics.ndb(reference, draw(1000, even), bins=10) <= 1
+  skewed = np.array([0.5, 0.5] + [0.0] * 8)
+  assert metrics.ndb(reference, draw(1000, skewed), bins=10) == 10  # Every bin differs.

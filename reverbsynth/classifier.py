@@ -1,0 +1,113 @@
+"""The judge: a small CNN on IF-Mel spectra that tells a note's pitch and effect.
+
+Trained on a dataset's training split with the spectral settings of the run it
+judges, and cached in <data>/classifier/<key>/ (key: a hash of those settings and
+the labels), with its held-out accuracy on the test split: the ceiling for any
+generator judged by it.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from reverbsynth import manifest as manifest_lib, outputs, records, spectral, train_input
+
+CLASSIFIER_DIR = "classifier"
+EMBEDDING = 128
+MIN_STEPS = 300  # Small datasets still get enough updates.
+VERSION = 1      # Of the architecture and its training: part of the cache key.
+
+
+def build(shape: tuple, num_pitches: int, num_effects: int) -> keras.Model:
+  """spectra [B, T, F, 2] -> (embedding [B, EMBEDDING], pitch logits [B, P], effect logits [B, E]).
+
+  Strided convolutions, then a mean over time only: frequency position (pitch)
+  survives into the embedding.
+  """
+  inputs = keras.Input(shape)
+  x = inputs
+  for filters in (16, 32, 64, 128):
+    x = keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu")(x)
+    x = keras.layers.LayerNormalization()(x)  # No running statistics to lag behind.
+  x = keras.layers.Flatten()(keras.ops.mean(x, axis=1))
+  embedding = keras.layers.Dense(EMBEDDING, activation="relu", name="embedding")(x)
+  pitch = keras.layers.Dense(num_pitches, name="pitch")(embedding)
+  effect = keras.layers.Dense(num_effects, name="effect")(embedding)
+  return keras.Model(inputs, [embedding, pitch, effect])
+
+
+@dataclasses.dataclass
+class Judge:
+  """A trained classifier with its input settings and held-out accuracy."""
+  model: keras.Model
+  config: dict                   # The training config whose audio/spectral settings it reads.
+  labels: train_input.Labels
+  normalizer: train_input.Normalizer
+  accuracy: dict                 # {"pitch": float, "effect": float} on the test split.
+
+  def __post_init__(self):
+    self.spectral = spectral.Spectral(train_input.spectral_config(self.config))
+
+  def outputs(self, audio: np.ndarray, batch_size: int = 64) -> tuple:
+    """(embeddings [N, D], pitch probabilities [N, P], effect probabilities [N, E]) of audio [N, S]."""
+    parts = []
+    for i in range(0, len(audio), batch_size):
+      x = self.normalizer.normalize(self.spectral.audio_to_spectra(audio[i:i + batch_size]))
+      embedding, pitch, effect = self.model(x, training=False)
+      parts.append((embedding.numpy(), tf.nn.softmax(pitch).numpy(),
+                    tf.nn.softmax(effect).numpy()))
+    return tuple(np.concatenate(p) for p in zip(*parts))
+
+  def accuracy_on(self, audio, pitches, effects) -> dict:
+    """{"pitch", "effect"}: shares of audio [N, S] given the right MIDI pitch / effect index."""
+    _, pitch, effect = self.outputs(audio)
+    return {"pitch": float(np.mean(pitch.argmax(1) == np.asarray(pitches) - self.labels.pitch_min)),
+            "effect": float(np.mean(effect.argmax(1) == np.asarray(effects)))}
+
+
+def _key(config: dict, labels: train_input.Labels, epochs: int) -> str:
+  settings = {"audio": config["audio"], "spectral": config["spectral"],
+              "labels": labels.to_json(), "epochs": epochs, "version": VERSION}
+  return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def load_or_train(data_dir, config: dict, labels: train_input.Labels, epochs: int = 5,
+                  retrain: bool = False, progress: bool = True, log=print) -> Judge:
+  """The judge cached for these settings in `data_dir`, trained first when there is none."""
+  directory = os.path.join(data_dir, CLASSIFIER_DIR, _key(config, labels, epochs))
+  info_path = os.path.join(directory, "judge.json")
+  shape = train_input.spectral_config(config).shape
+  model = build(shape, labels.num_pitches, len(labels.effects))
+  if os.path.exists(info_path) and not retrain:
+    info = train_input.load_json(info_path)
+    model.load_weights(os.path.join(directory, "judge.weights.h5"))
+    return Judge(model, config, labels, train_input.Normalizer.from_json(info["normalizer"]),
+                 info["accuracy"])
+  log(f"training the judge (classifier) on {data_dir}, {epochs} epochs; cached for reuse")
+  keras.utils.set_random_seed(config["seed"])
+  normalizer = train_input.compute_normalizer(data_dir, config, labels, config["seed"])
+  manifest = manifest_lib.read(data_dir)
+  batch = 32
+  steps = max(MIN_STEPS, epochs * manifest["counts"]["per_split"]["train"]["records"] // batch)
+  data = train_input.dataset(data_dir, config, labels, normalizer, batch, config["seed"])
+  data = data.map(lambda x, p, e: (x, {"pitch": p, "effect": e}))
+  trainer = keras.Model(model.inputs, {"pitch": model.outputs[1], "effect": model.outputs[2]})
+  trainer.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss={"pitch": keras.losses.CategoricalCrossentropy(from_logits=True),
+                        "effect": keras.losses.CategoricalCrossentropy(from_logits=True)})
+  trainer.fit(data, epochs=1, steps_per_epoch=steps, verbose=1 if progress else 0)
+  judge = Judge(model, config, labels, normalizer, {})
+  test = records.read_split(data_dir, "test", config["audio"]["num_samples"])
+  judge.accuracy = judge.accuracy_on(test["audio"], test["pitch"], test["effect"])
+  os.makedirs(directory, exist_ok=True)
+  with outputs.atomic_path(os.path.join(directory, "judge.weights.h5")) as tmp:
+    model.save_weights(tmp)
+  with outputs.atomic_path(info_path) as tmp:
+    train_input.save_json(tmp, {"normalizer": normalizer.to_json(), "accuracy": judge.accuracy,
+                                "epochs": epochs, "labels": labels.to_json()})
+  return judge

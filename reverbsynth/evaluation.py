@@ -1,0 +1,129 @@
+"""What a run learned, against real notes: one row of figures per set of notes.
+
+The real row is the dataset's test split; each generated row has one note per
+test note, with the same pitch and effect labels and a latent drawn from the
+seed. References come from the training split: the judge's embeddings (for the
+Frechet distance) and log spectra (for NDB's k-means bins). Real held-out notes
+scored this way show what "ideal" looks like on this dataset.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from reverbsynth import (classifier, manifest as manifest_lib, metrics, records, synthesis,
+                         train_input)
+from reverbsynth.errors import UserError
+from reverbsynth.model import layers as L, networks, schedule
+
+F0_NOTES = 200          # pYIN is slow: f0 is measured on at most this many notes per row.
+
+
+@dataclasses.dataclass
+class Settings:
+  seed: int = 0
+  ndb_bins: int = 50
+  reference_notes: int = 2000   # Training notes for the embedding and NDB references.
+  classifier_epochs: int = 5
+  retrain_classifier: bool = False
+  per_stage: bool = False
+  progress: bool = True
+
+
+@dataclasses.dataclass
+class Notes:
+  """A set of notes to score: audio [N, S] with their asked MIDI pitches and effect indices."""
+  name: str
+  audio: np.ndarray
+  pitches: np.ndarray
+  effects: np.ndarray
+
+
+def ndb_features(judge: classifier.Judge, audio: np.ndarray, batch_size: int = 64) -> np.ndarray:
+  """Log-magnitude spectra, pooled 4 x 4 and flattened: [N, T/4 * F/4]."""
+  parts = []
+  for i in range(0, len(audio), batch_size):
+    x = judge.normalizer.normalize(judge.spectral.audio_to_spectra(audio[i:i + batch_size]))
+    parts.append(tf.reshape(L.downsample(x[..., :1], 4), [len(x), -1]).numpy())
+  return np.concatenate(parts)
+
+
+def stage_synthesizers(run_dir, synth: synthesis.Synthesizer) -> list:
+  """[(stage index, Synthesizer)] for every stage checkpoint of a run, in order."""
+  directory = os.path.join(run_dir, "checkpoints")
+  names = sorted(f[:-len(".index")] for f in os.listdir(directory)
+                 if f.startswith("stage-") and f.endswith(".index")) \
+      if os.path.isdir(directory) else []
+  found = []
+  for name in names:
+    index = int(name.split("-")[1])
+    generator = networks.Generator(synth.model_config)
+    networks.build_generator(generator)
+    tf.train.Checkpoint(ema=generator).read(os.path.join(directory, name)).expect_partial()
+    level = schedule.stage(index, synth.model_config.num_levels).level
+    found.append((index, synthesis.Synthesizer(generator, synth.config, synth.labels,
+                                               synth.normalizer, level)))
+  return found
+
+
+def score(notes: Notes, judge, reference: dict, settings: Settings, sample_rate: int,
+          tail_samples: int, effect_names) -> dict:
+  """Every figure for one set of notes; the tail is a note's released part."""
+  embedding, pitch, effect = judge.outputs(notes.audio)
+  rng = np.random.default_rng(settings.seed)
+  f0_rows = rng.permutation(len(notes.audio))[:F0_NOTES]
+  tail = metrics.tail_ratio_db(notes.audio, tail_samples)
+  return {
+      "notes": len(notes.audio),
+      "pitch_accuracy": float(np.mean(pitch.argmax(1)
+                                      == notes.pitches - judge.labels.pitch_min)),
+      "pitch_entropy": metrics.mean_entropy(pitch),
+      "effect_accuracy": float(np.mean(effect.argmax(1) == notes.effects)),
+      "inception_score_pitch": metrics.inception_score(pitch),
+      "inception_score_effect": metrics.inception_score(effect),
+      "frechet_distance": metrics.frechet_distance(reference["embedding"], embedding),
+      "ndb": metrics.ndb(reference["ndb"], ndb_features(judge, notes.audio),
+                         settings.ndb_bins, seed=settings.seed),
+      "ndb_bins": settings.ndb_bins,
+      "f0_within_50_cents": metrics.pitch_accuracy(notes.audio[f0_rows], sample_rate,
+                                                   notes.pitches[f0_rows]),
+      "tail_db": {name: float(tail[notes.effects == i].mean())
+                  for i, name in enumerate(effect_names) if np.any(notes.effects == i)},
+  }
+
+
+def evaluate(run_dir, data_dir, settings: Settings = Settings(), log=print) -> dict:
+  """{"rows": {name: figures}, "judge": held-out accuracy, ...} and the notes for pictures."""
+  synth = synthesis.load(run_dir)
+  manifest = manifest_lib.read(data_dir)
+  effects = tuple(e["name"] for e in manifest["effects"])
+  if effects != synth.labels.effects:
+    raise UserError(f"the run was trained on effects {list(synth.labels.effects)} but the "
+                    f"dataset has {list(effects)}: evaluate on the dataset it was trained on")
+  n = synth.num_samples
+  test = records.read_split(data_dir, "test", n)
+  if not len(test["audio"]):
+    raise UserError(f"{data_dir} has no test split: rebuild it with --test-fraction > 0")
+  judge = classifier.load_or_train(data_dir, synth.config, synth.labels,
+                                   settings.classifier_epochs, settings.retrain_classifier,
+                                   settings.progress, log)
+  train = records.read_split(data_dir, "train", n, limit=settings.reference_notes)
+  reference = {"embedding": judge.outputs(train["audio"])[0],
+               "ndb": ndb_features(judge, train["audio"])}
+  z = synth.latents(len(test["audio"]), settings.seed)
+  sets = [Notes("real (test split)", test["audio"], test["pitch"], test["effect"])]
+  generators = [("generated", synth)]
+  if settings.per_stage:
+    generators += [(f"stage {i + 1}", s) for i, s in stage_synthesizers(run_dir, synth)]
+  for name, s in generators:
+    sets.append(Notes(name, s.audio(z, test["pitch"], test["effect"]), test["pitch"],
+                      test["effect"]))
+  rows = {}
+  for notes in sets:
+    log(f"scoring {notes.name}: {len(notes.audio)} notes")
+    rows[notes.name] = score(notes, judge, reference, settings, synth.sample_rate,
+                             synth.num_samples - synth.held_samples, effects)
+  return {"run": str(run_dir), "data": str(data_dir), "judge_accuracy": judge.accuracy,
+          "rows": rows, "sets": sets, "synth": synth, "judge": judge}

@@ -1,0 +1,156 @@
+"""The evaluation report: report.json, report.md and its pictures (matplotlib, no display)."""
+
+import json
+import os
+
+import numpy as np
+
+from reverbsynth import outputs
+
+COLUMNS = [  # (key, heading, format, better)
+    ("pitch_accuracy", "pitch acc.", "{:.1%}", "higher"),
+    ("pitch_entropy", "pitch entropy", "{:.3f}", "lower"),
+    ("effect_accuracy", "effect acc.", "{:.1%}", "higher"),
+    ("inception_score_pitch", "IS pitch", "{:.2f}", "higher"),
+    ("inception_score_effect", "IS effect", "{:.2f}", "higher"),
+    ("frechet_distance", "Frechet dist.", "{:.2f}", "lower"),
+    ("ndb", "NDB", "{}", "lower"),
+    ("f0_within_50_cents", "f0 within 50 c", "{:.1%}", "higher"),
+]
+
+
+def table(rows: dict, effects) -> str:
+  """The figures as a Markdown table, one row per set of notes."""
+  heads = [h for _, h, _, _ in COLUMNS] + [f"tail dB {e}" for e in effects]
+  lines = ["| notes | " + " | ".join(heads) + " |", "|---" * (len(heads) + 1) + "|"]
+  for name, r in rows.items():
+    cells = [fmt.format(r[key]) + (f"/{r['ndb_bins']}" if key == "ndb" else "")
+             for key, _, fmt, _ in COLUMNS]
+    cells += [f"{r['tail_db'][e]:.1f}" if e in r["tail_db"] else "" for e in effects]
+    lines.append(f"| {name} ({r['notes']}) | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def _examples(result, count: int = 4) -> list:
+  """[(effect index, test row)]: the first note of up to `count` pitches, for each effect."""
+  real = result["sets"][0]
+  chosen = []
+  for e in range(len(result["synth"].labels.effects)):
+    pitches = sorted(set(real.pitches[real.effects == e]))
+    picks = [pitches[int(i)] for i in np.linspace(0, len(pitches) - 1, min(count, len(pitches)))]
+    chosen += [(e, int(np.flatnonzero((real.effects == e) & (real.pitches == p))[0]))
+               for p in picks]
+  return chosen
+
+
+def _spectrogram_figure(result, path) -> None:
+  import matplotlib.pyplot as plt
+  judge, (real, generated) = result["judge"], result["sets"][:2]
+  examples = _examples(result)
+  effects = result["synth"].labels.effects
+  columns = max(sum(1 for e, _ in examples if e == k) for k in range(len(effects)))
+  fig, axes = plt.subplots(2 * len(effects), columns, squeeze=False,
+                           figsize=(3 * columns, 2.2 * 2 * len(effects)))
+  for ax in axes.flat:
+    ax.axis("off")
+  for k in range(len(effects)):
+    rows = [i for e, i in examples if e == k]
+    for c, i in enumerate(rows):
+      for r, notes in enumerate((real, generated)):
+        spectra = judge.normalizer.normalize(judge.spectral.audio_to_spectra(notes.audio[i:i + 1]))
+        ax = axes[2 * k + r, c]
+        ax.imshow(outputs.spectra_image(np.asarray(spectra))[0, ..., 0], aspect="auto",
+                  cmap="magma")
+        ax.set_title(f"{notes.name.split(' ')[0]} {effects[k]} pitch {notes.pitches[i]}",
+                     fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=80)
+  plt.close(fig)
+
+
+def _rainbowgram_figure(result, path) -> None:
+  """Magnitude as brightness, instantaneous frequency as hue: one real and one generated note."""
+  import matplotlib.colors
+  import matplotlib.pyplot as plt
+  judge, (real, generated) = result["judge"], result["sets"][:2]
+  e, i = _examples(result, 1)[-1]  # A note of the last effect (a wet one when there is one).
+  fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+  for ax, notes in zip(axes, (real, generated)):
+    spectra = np.asarray(judge.spectral.audio_to_spectra(notes.audio[i:i + 1]))[0]
+    magnitude, frequency = spectra[..., 0].T[::-1], spectra[..., 1].T[::-1]
+    value = np.clip((magnitude - magnitude.max() + 10) / 10, 0, 1)  # Top 10 nats of log power.
+    hue = (frequency + 1) / 2 % 1.0
+    ax.imshow(matplotlib.colors.hsv_to_rgb(np.stack([hue, np.ones_like(hue), value], -1)),
+              aspect="auto")
+    ax.set_title(f"{notes.name}: {result['synth'].labels.effects[e]}, pitch {notes.pitches[i]}",
+                 fontsize=9)
+    ax.axis("off")
+  fig.tight_layout()
+  fig.savefig(path, dpi=80)
+  plt.close(fig)
+
+
+def _metrics_figure(rows: dict, path) -> None:
+  import matplotlib.pyplot as plt
+  shares = [("pitch_accuracy", "pitch acc."), ("effect_accuracy", "effect acc."),
+            ("f0_within_50_cents", "f0 within 50 c")]
+  fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.5))
+  width = 0.8 / len(rows)
+  for j, (name, r) in enumerate(rows.items()):
+    left.bar(np.arange(len(shares)) + j * width, [r[k] for k, _ in shares], width, label=name)
+    right.bar(np.arange(2) + j * width, [r["frechet_distance"], r["ndb"] / r["ndb_bins"]],
+              width, label=name)
+  left.set_xticks(np.arange(len(shares)) + 0.4 - width / 2, [h for _, h in shares])
+  left.set_ylim(0, 1)
+  left.set_title("higher is better")
+  right.set_xticks(np.arange(2) + 0.4 - width / 2, ["Frechet distance", "NDB / bins"])
+  right.set_title("lower is better")
+  left.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=80)
+  plt.close(fig)
+
+
+def write(result: dict, out) -> list:
+  """Writes report.json, report.md and PNGs into `out`; returns the paths written."""
+  import matplotlib
+  matplotlib.use("Agg")
+  effects = result["synth"].labels.effects
+  rows = result["rows"]
+  paths = {name: os.path.join(out, name) for name in
+           ("report.json", "report.md", "spectrograms.png", "rainbowgram.png", "metrics.png")}
+  os.makedirs(out, exist_ok=True)
+  for name, draw in (("spectrograms.png", _spectrogram_figure),
+                     ("rainbowgram.png", _rainbowgram_figure)):
+    with outputs.atomic_path(paths[name]) as tmp:
+      draw(result, tmp)
+  with outputs.atomic_path(paths["metrics.png"]) as tmp:
+    _metrics_figure(rows, tmp)
+  summary = {k: result[k] for k in ("run", "data", "judge_accuracy", "rows")}
+  with outputs.atomic_path(paths["report.json"]) as tmp, open(tmp, "w") as f:
+    json.dump(summary, f, indent=2)
+  judge = result["judge_accuracy"]
+  text = f"""# Evaluation of {result['run']}
+
+Dataset: {result['data']}. The real row is the test split; generated rows play the same
+pitch and effect labels with latents from the seed. The judge (a CNN trained on the
+training split) gets {judge['pitch']:.1%} of held-out pitches and {judge['effect']:.1%} of
+held-out effects right: the ceiling for the accuracies below. Frechet distance (judge
+embedding) and NDB (k-means bins of log spectra) compare each row with the training split.
+Tail dB: energy of the last second against the whole note, by effect.
+
+{table(rows, effects)}
+
+![metrics](metrics.png)
+
+Real (upper) and generated (lower) spectrograms, per effect and pitch:
+
+![spectrograms](spectrograms.png)
+
+Rainbowgrams (brightness: log magnitude; colour: instantaneous frequency):
+
+![rainbowgram](rainbowgram.png)
+"""
+  with outputs.atomic_path(paths["report.md"]) as tmp, open(tmp, "w") as f:
+    f.write(text)
+  return list(paths.values())

@@ -1,0 +1,99 @@
+"""`evaluate`: real held-out notes score near-ideal, noise and an untrained generator poorly."""
+
+import json
+
+import numpy as np
+import pytest
+
+from reverbsynth import classifier, evaluation, records, synthesis
+from tests.conftest import run_cli
+
+PITCHES = (40, 47)
+
+
+@pytest.fixture(scope="module")
+def soundfont_dataset(tmp_path_factory):
+  """SoundFont bass notes of 8 pitches, dry and reverb, with a test split."""
+  out = tmp_path_factory.mktemp("eval") / "data"
+  result = run_cli("build-dataset", "--family", "bass", "--pitch-min", PITCHES[0],
+                   "--pitch-max", PITCHES[1], "--valid-fraction", 0, "--test-fraction", 0.2,
+                   "--out", out, "--no-progress")
+  assert result.returncode == 0, result.stderr
+  return out
+
+
+@pytest.fixture(scope="module")
+def early_run(tmp_path_factory, soundfont_dataset):
+  """A tiny run after its first stage only: a generator close to its initialization."""
+  out = tmp_path_factory.mktemp("eval") / "run"
+  result = run_cli("train", "--data", soundfont_dataset, "--config", "tiny", "--stages", 1,
+                   "--out", out, "--no-progress")
+  assert result.returncode == 0, result.stderr
+  return out
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory, early_run, soundfont_dataset):
+  out = tmp_path_factory.mktemp("eval") / "report"
+  result = run_cli("evaluate", "--run", early_run, "--data", soundfont_dataset, "--out", out,
+                   "--classifier-epochs", 3, "--ndb-bins", 10, "--per-stage")
+  assert result.returncode == 0, result.stderr
+  return out, result
+
+
+def test_report_has_a_near_ideal_real_row_and_a_poor_model_row(evaluated):
+  out, result = evaluated
+  for name in ("report.md", "report.json", "spectrograms.png", "rainbowgram.png", "metrics.png"):
+    assert (out / name).is_file(), name
+  report = json.loads((out / "report.json").read_text())
+  real, fake = report["rows"]["real (test split)"], report["rows"]["generated"]
+  assert report["judge_accuracy"]["pitch"] >= 0.9 and report["judge_accuracy"]["effect"] >= 0.9
+  assert real["pitch_accuracy"] == report["judge_accuracy"]["pitch"]  # The same notes.
+  assert real["pitch_entropy"] < 0.3 and real["inception_score_pitch"] > 6  # 8 pitches.
+  assert real["ndb"] <= 2 and fake["ndb"] >= 6
+  assert real["frechet_distance"] < fake["frechet_distance"] / 3
+  assert real["f0_within_50_cents"] >= 0.9 > 0.3 > fake["f0_within_50_cents"]
+  assert fake["pitch_accuracy"] < 0.5 and fake["pitch_entropy"] > real["pitch_entropy"]
+  assert real["tail_db"]["reverb"] > real["tail_db"]["dry"]  # Reverb rings on after note-off.
+  assert "stage 1" in report["rows"]  # --per-stage: the stage checkpoint too.
+  assert "| real (test split) (" in (out / "report.md").read_text()
+  assert "training the judge" in result.stderr
+
+
+def test_white_noise_scores_poorly_and_the_judge_is_cached(evaluated, early_run,
+                                                           soundfont_dataset):
+  synth = synthesis.load(early_run)
+  judge = classifier.load_or_train(str(soundfont_dataset), synth.config, synth.labels, 3,
+                                   log=lambda m: pytest.fail(f"retrained: {m}"))
+  test = records.read_split(soundfont_dataset, "test", synth.num_samples)
+  settings = evaluation.Settings(ndb_bins=10)
+  train = records.read_split(soundfont_dataset, "train", synth.num_samples)
+  reference = {"embedding": judge.outputs(train["audio"])[0],
+               "ndb": evaluation.ndb_features(judge, train["audio"])}
+  noise = np.random.default_rng(0).standard_normal(test["audio"].shape).astype(np.float32) * 0.1
+  scores = {name: evaluation.score(evaluation.Notes(name, audio, test["pitch"], test["effect"]),
+                                   judge, reference, settings, synth.sample_rate, 1024,
+                                   synth.labels.effects)
+            for name, audio in (("real", test["audio"]), ("noise", noise))}
+  assert scores["noise"]["pitch_accuracy"] < 0.3 < 0.9 < scores["real"]["pitch_accuracy"]
+  assert scores["noise"]["f0_within_50_cents"] < 0.2
+  assert scores["noise"]["ndb"] >= 8 >= 2 >= scores["real"]["ndb"]
+  assert scores["noise"]["frechet_distance"] > 10 * scores["real"]["frechet_distance"]
+
+
+def _refused(result, fragment):
+  assert result.returncode == 2, (result.stdout, result.stderr)
+  errors = [l for l in result.stderr.splitlines() if l.startswith("reverbsynth: error:")]
+  assert len(errors) == 1 and fragment in errors[0], result.stderr
+  assert "Traceback" not in result.stderr
+
+
+def test_evaluate_bad_inputs(tmp_path, early_run, dataset, nsynth_tfrecord):
+  _refused(run_cli("evaluate", "--run", early_run, "--data", dataset, "--out", tmp_path / "r"),
+           "has no test split")
+  other = tmp_path / "delay"
+  assert run_cli("build-dataset", "--source", nsynth_tfrecord, "--out", other, "--effect",
+                 "delay", "--no-progress").returncode == 0
+  _refused(run_cli("evaluate", "--run", early_run, "--data", other, "--out", tmp_path / "r"),
+           "trained on effects ['dry', 'reverb'] but the dataset has ['dry', 'delay']")
+  assert not (tmp_path / "r").exists()
