@@ -4,16 +4,7 @@ import os
 
 import pytest
 
-from tests.conftest import run_cli
-
-
-def _assert_refused(result, *fragments):
-  assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-  lines = [l for l in result.stderr.splitlines() if l.startswith("reverbsynth: error:")]
-  assert len(lines) == 1, result.stderr
-  assert "Traceback" not in result.stderr
-  for fragment in fragments:
-    assert fragment in lines[0], lines[0]
+from tests.conftest import assert_refused, run_cli
 
 
 @pytest.mark.parametrize("args, fragments", [
@@ -31,7 +22,7 @@ def _assert_refused(result, *fragments):
 ])
 def test_bad_arguments_are_refused_before_any_work(tmp_path, args, fragments):
   out = tmp_path / "ds"
-  _assert_refused(run_cli("build-dataset", "--out", out, *args), *fragments)
+  assert_refused(run_cli("build-dataset", "--out", out, *args), *fragments)
   assert not out.exists() or not os.listdir(out)
 
 
@@ -39,14 +30,14 @@ def test_corrupt_input_shard_is_refused(tmp_path, nsynth_tfrecord):
   bad = tmp_path / "nsynth-bad.tfrecord"
   bad.write_bytes(nsynth_tfrecord.read_bytes()[:-100])  # Truncated mid-record.
   out = tmp_path / "ds"
-  _assert_refused(run_cli("build-dataset", "--source", bad, "--out", out),
+  assert_refused(run_cli("build-dataset", "--source", bad, "--out", out),
                   "not a readable TFRecord file", "truncated record")
   assert not out.exists() or not os.listdir(out)
 
 
 def test_filters_selecting_nothing_from_tfrecords_leave_nothing(tmp_path, nsynth_tfrecord):
   out = tmp_path / "ds"
-  _assert_refused(run_cli("build-dataset", "--source", nsynth_tfrecord, "--out", out,
+  assert_refused(run_cli("build-dataset", "--source", nsynth_tfrecord, "--out", out,
                           "--family", "vocal", "--no-progress"),
                   "selected no notes")
   assert not out.exists() or not os.listdir(out)
@@ -55,5 +46,5 @@ def test_filters_selecting_nothing_from_tfrecords_leave_nothing(tmp_path, nsynth
 def test_json_directory_without_examples_is_refused(tmp_path):
   (tmp_path / "nsynth").mkdir()
   (tmp_path / "nsynth" / "examples.json").write_text("{not json")
-  _assert_refused(run_cli("build-dataset", "--source", tmp_path / "nsynth",
+  assert_refused(run_cli("build-dataset", "--source", tmp_path / "nsynth",
                           "--out", tmp_path / "ds"), "not valid JSON")

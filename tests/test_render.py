@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from reverbsynth import midi, synthesis
-from tests.conftest import run_cli
+from tests.conftest import assert_refused, run_cli
 
 RATE = 16000
 
@@ -163,31 +163,24 @@ def test_generate_cli_writes_the_grid_and_reuses_latents(tmp_path, tiny_run):
   assert (tmp_path / "again" / "52-reverb-v100-z0.png").is_file()
 
 
-def _refused(result, fragment):
-  assert result.returncode == 2, (result.stdout, result.stderr)
-  errors = [l for l in result.stderr.splitlines() if l.startswith("reverbsynth: error:")]
-  assert len(errors) == 1 and fragment in errors[0], result.stderr
-  assert "Traceback" not in result.stderr
-
-
 def test_bad_inputs_fail_with_one_line_and_leave_nothing(tmp_path, tiny_run):
   run = str(tiny_run[0])
   (tmp_path / "notes.mid").write_text("not a midi file")
   empty = write_midi(tmp_path / "empty.mid", [(33, False, "Bass", [])])
   drums = write_midi(tmp_path / "drums.mid", [(0, True, "Drums", [(36, 0.0, 0.1, 100)])])
   good = write_midi(tmp_path / "good.mid", [(33, False, "Bass", [(40, 0.0, 0.5, 100)])])
-  _refused(run_cli("render", tmp_path / "notes.mid", "--run", run), "is not a readable MIDI")
-  _refused(run_cli("render", empty, "--run", run), "holds no notes")
-  _refused(run_cli("render", drums, "--run", run), "only drum tracks: give --drums")
-  _refused(run_cli("render", good, "--run", tmp_path / "nowhere"), "holds no exported generator")
-  _refused(run_cli("render", good, "--run", run, "--effect", "chorus"),
+  assert_refused(run_cli("render", tmp_path / "notes.mid", "--run", run), "is not a readable MIDI")
+  assert_refused(run_cli("render", empty, "--run", run), "holds no notes")
+  assert_refused(run_cli("render", drums, "--run", run), "only drum tracks: give --drums")
+  assert_refused(run_cli("render", good, "--run", tmp_path / "nowhere"), "holds no exported generator")
+  assert_refused(run_cli("render", good, "--run", run, "--effect", "chorus"),
            "not trained on effect 'chorus'; it knows dry, reverb")
-  _refused(run_cli("render", good, "--run", run, "--effect", "piano=dry"),
+  assert_refused(run_cli("render", good, "--run", run, "--effect", "piano=dry"),
            "no track is 'piano'; the tracks are 1 'Bass'")
   np.save(tmp_path / "z.npy", np.zeros((2, 7), np.float32))
-  _refused(run_cli("generate", "--run", run, "--latents", tmp_path / "z.npy", "--out",
+  assert_refused(run_cli("generate", "--run", run, "--latents", tmp_path / "z.npy", "--out",
                    tmp_path / "out"), "shape (2, 7); the run needs latents of shape [N, 16]")
-  _refused(run_cli("generate", "--run", run, "--pitch", 100, "--out", tmp_path / "out"),
+  assert_refused(run_cli("generate", "--run", run, "--pitch", 100, "--out", tmp_path / "out"),
            "pitch 100 is outside the model's range 24..84")
   assert sorted(p.name for p in tmp_path.iterdir()) == [
       "drums.mid", "empty.mid", "good.mid", "notes.mid", "z.npy"]
@@ -205,7 +198,7 @@ def test_the_example_song_is_what_its_script_writes(tmp_path):
 
 def test_without_run_the_latest_exported_run_plays(tmp_path, tiny_run, home):
   song = write_midi(tmp_path / "one.mid", [(33, False, "Bass", [(40, 0.0, 0.5, 100)])])
-  _refused(run_cli("render", song, "--no-progress"), "no trained run under")
+  assert_refused(run_cli("render", song, "--no-progress"), "no trained run under")
   import shutil
   shutil.copytree(tiny_run[0] / "generator", home / "runs" / "tiny-fixture" / "generator")
   result = run_cli("render", song, "--no-progress")

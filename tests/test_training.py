@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from reverbsynth import config as config_lib, synthesis, training, train_input
 from reverbsynth.errors import UserError
-from tests.conftest import run_cli
+from tests.conftest import assert_refused, run_cli
 
 LOSS_TERMS = {"d_wasserstein", "g_wasserstein", "gradient_penalty", "drift", "ac_pitch_real",
               "ac_effect_real", "ac_pitch_fake", "ac_effect_fake", "d_loss", "g_loss"}
@@ -139,29 +139,22 @@ def test_mirrored_strategy_splits_batches_over_replicas_and_resumes_on_one(tmp_p
   assert int(single.images_total) == 96
 
 
-def _refused(result, fragment):
-  assert result.returncode == 2, (result.stdout, result.stderr)
-  errors = [l for l in result.stderr.splitlines() if l.startswith("reverbsynth: error:")]
-  assert len(errors) == 1 and fragment in errors[0], result.stderr
-  assert "Traceback" not in result.stderr
-
-
 def test_train_bad_inputs(tmp_path, dataset, tiny_run, nsynth_tfrecord):
-  _refused(run_cli("train", "--data", tmp_path, "--config", "tiny", "--out", tmp_path / "r"),
+  assert_refused(run_cli("train", "--data", tmp_path, "--config", "tiny", "--out", tmp_path / "r"),
            "is not a reverbsynth dataset")
-  _refused(run_cli("train", "--data", dataset, "--config", "tiny", "model.latent_sise=8"),
+  assert_refused(run_cli("train", "--data", dataset, "--config", "tiny", "model.latent_sise=8"),
            "config key 'model.latent_sise' does not exist (valid under model: fmap_base")
-  _refused(run_cli("train", "--data", dataset, "--config", "nope"), "config 'nope' not found")
-  _refused(run_cli("train", "--data", dataset, "--config", "tiny", "--out", tmp_path / "h",
+  assert_refused(run_cli("train", "--data", dataset, "--config", "nope"), "config 'nope' not found")
+  assert_refused(run_cli("train", "--data", dataset, "--config", "tiny", "--out", tmp_path / "h",
                    "train.precision=half"), "train.precision 'half' is not one of float32")
   out, _ = tiny_run
   other = tmp_path / "other"
   assert run_cli("build-dataset", "--source", nsynth_tfrecord, "--out", other, "--effect",
                  "delay", "--valid-fraction", 0, "--test-fraction", 0,
                  "--no-progress").returncode == 0
-  _refused(run_cli("train", "--data", other, "--config", "tiny", "--out", out, "--resume"),
+  assert_refused(run_cli("train", "--data", other, "--config", "tiny", "--out", out, "--resume"),
            "do not match the run's ['dry', 'reverb']")
-  _refused(run_cli("train", "--data", dataset, "--config", "tiny", "--out", out),
+  assert_refused(run_cli("train", "--data", dataset, "--config", "tiny", "--out", out),
            "already holds a run: give --resume")
 
 
@@ -169,7 +162,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, 
   out = tmp_path / "nan"
   result = run_cli("train", "--data", dataset, "--config", "tiny", "--out", out, "--stages", 3,
                    "optimizer.learning_rate=1e30", "--no-progress")
-  _refused(result, "loss became NaN")
+  assert_refused(result, "loss became NaN")
   assert (out / "labels.json").is_file()
 
 
