@@ -9,6 +9,12 @@ import numpy as np
 WAV_SUBTYPES = {"float": "FLOAT", "16": "PCM_16", "24": "PCM_24"}
 
 
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path):
   """Yields a temporary name beside `path`; renames it to `path` only if the block succeeds."""
@@ -20,6 +26,7 @@ def atomic_path(path):
   os.close(fd)
   try:
     yield tmp
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a finished file is not.
     os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):

@@ -120,6 +120,7 @@ def test_render_cli_is_deterministic_never_clips_and_reports(tmp_path, tiny_run)
   assert "6 notes played, 6 unique notes generated, 0 transposed by octaves, 1 drum notes " \
          "skipped" in result.stdout and "skipped (drums" in result.stdout
   first, rate = sf.read(tmp_path / "chord.wav")
+  assert (tmp_path / "chord.wav").stat().st_mode & 0o044 == 0o044  # Readable like any file.
   assert sf.info(tmp_path / "chord.wav").subtype == "PCM_24" and rate == RATE
   assert np.abs(first).max() <= midi.PEAK + 1e-6 and np.abs(first).max() > 0.5
   again = run_cli("render", path, "--run", run, "--no-progress", "--out", tmp_path / "a.wav",
