@@ -100,7 +100,7 @@ def load_or_train(data_dir, config: dict, labels: train_input.Labels, epochs: in
   trainer.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss={"pitch": keras.losses.CategoricalCrossentropy(from_logits=True),
                         "effect": keras.losses.CategoricalCrossentropy(from_logits=True)})
-  trainer.fit(data, epochs=1, steps_per_epoch=steps, verbose=1 if progress else 0)
+  trainer.fit(data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=1 if progress else 0)
   judge = Judge(model, config, labels, normalizer, {})
   test = records.read_split(data_dir, "test", config["audio"]["num_samples"])
   judge.accuracy = judge.accuracy_on(test["audio"], test["pitch"], test["effect"])
