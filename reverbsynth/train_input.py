@@ -79,8 +79,22 @@ def label_prior(manifest: dict, labels: Labels) -> tuple:
   return pitch / pitch.sum(), effect / effect.sum()
 
 
+def _epoch(files: list, block: int, seed: int, index):
+  """Serialized records of epoch `index` (a tensor): files in a permuted order, records
+  shuffled within blocks of `block`; stateless, so any epoch can be made directly."""
+  key = lambda i: tf.stack([tf.constant(seed, tf.int64), index * 1_000_003 + i])
+  order = tf.random.experimental.stateless_shuffle(tf.constant(files), key(0))
+  records = tf.data.Dataset.from_tensor_slices(order).flat_map(tf.data.TFRecordDataset)
+  return records.batch(block).enumerate().map(
+      lambda i, b: tf.random.experimental.stateless_shuffle(b, key(i + 1))).unbatch()
+
+
 def _examples(data_dir, config: dict, labels: Labels, seed: int, skip: int):
-  """Shuffled, repeated (audio [N], pitch index, effect index), after `skip` examples."""
+  """Shuffled, repeated (audio [N], pitch index, effect index), after `skip` examples.
+
+  Each epoch has its own stateless order, so the stream restarts after any count by
+  reading at most one epoch, however long the run has been.
+  """
   manifest = manifest_lib.read(data_dir)
   files = manifest_lib.shard_paths(data_dir, manifest, "train")
   if not files:
@@ -90,16 +104,20 @@ def _examples(data_dir, config: dict, labels: Labels, seed: int, skip: int):
           "pitch": tf.io.FixedLenFeature([], tf.int64),
           "effect": tf.io.FixedLenFeature([], tf.int64)}
   low, high = labels.pitch_min, labels.pitch_min + labels.num_pitches - 1
+  per_pitch = manifest["counts"]["per_split"]["train"]["per_pitch"]
+  per_epoch = sum(c for p, c in per_pitch.items() if low <= int(p) <= high)
+  first_epoch, within = divmod(skip, max(per_epoch, 1))
 
   def parse(record):
     x = tf.io.parse_single_example(record, spec)
     return x["audio"][:n], tf.cast(x["pitch"] - low, tf.int32), tf.cast(x["effect"], tf.int32)
 
-  ds = tf.data.TFRecordDataset(files, num_parallel_reads=1)
-  ds = ds.repeat().shuffle(config["train"]["shuffle_buffer"], seed=seed)
+  block = config["train"]["shuffle_buffer"]
+  ds = tf.data.Dataset.range(first_epoch, 2 ** 62).flat_map(
+      lambda e: _epoch(files, block, seed, e))
   ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   ds = ds.filter(lambda a, p, e: (p >= 0) & (p <= high - low))
-  return ds.skip(skip)
+  return ds.skip(within)
 
 
 def dataset(data_dir, config: dict, labels: Labels, normalizer: Normalizer, batch: int,
