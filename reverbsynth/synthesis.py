@@ -139,10 +139,14 @@ def load(directory) -> Synthesizer:
       raise UserError(f"{directory} holds no exported generator (no generator.json): give a "
                       "run directory that finished at least one stage")
     directory = inner
-  info = train_input.load_json(os.path.join(directory, "generator.json"))
-  labels = train_input.Labels.from_json(info["labels"])
-  generator = networks.Generator(model_config(info["config"], labels))
-  networks.build_generator(generator)
-  generator.load_weights(os.path.join(directory, "generator.weights.h5"))
+  try:
+    info = train_input.load_json(os.path.join(directory, "generator.json"))
+    labels = train_input.Labels.from_json(info["labels"])
+    generator = networks.Generator(model_config(info["config"], labels))
+    networks.build_generator(generator)
+    generator.load_weights(os.path.join(directory, "generator.weights.h5"))
+  except (OSError, ValueError, KeyError) as e:
+    raise UserError(f"the exported generator in {directory} is incomplete or damaged "
+                    f"({type(e).__name__}: {e}); export it again by resuming the run") from None
   return Synthesizer(generator, info["config"], labels,
                      train_input.Normalizer.from_json(info["normalizer"]), info["level"])

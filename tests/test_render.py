@@ -178,13 +178,17 @@ def test_bad_inputs_fail_with_one_line_and_leave_nothing(tmp_path, tiny_run):
            "not trained on effect 'chorus'; it knows dry, reverb")
   assert_refused(run_cli("render", good, "--run", run, "--effect", "piano=dry"),
            "no track is 'piano'; the tracks are 1 'Bass'")
+  broken = tmp_path / "broken" / "generator"
+  broken.mkdir(parents=True)
+  (broken / "generator.json").write_text((tiny_run[0] / "generator" / "generator.json").read_text())
+  assert_refused(run_cli("render", good, "--run", broken.parent), "is incomplete or damaged")
   np.save(tmp_path / "z.npy", np.zeros((2, 7), np.float32))
   assert_refused(run_cli("generate", "--run", run, "--latents", tmp_path / "z.npy", "--out",
                    tmp_path / "out"), "shape (2, 7); the run needs latents of shape [N, 16]")
   assert_refused(run_cli("generate", "--run", run, "--pitch", 100, "--out", tmp_path / "out"),
            "pitch 100 is outside the model's range 24..84")
   assert sorted(p.name for p in tmp_path.iterdir()) == [
-      "drums.mid", "empty.mid", "good.mid", "notes.mid", "z.npy"]
+      "broken", "drums.mid", "empty.mid", "good.mid", "notes.mid", "z.npy"]
 
 
 def test_the_example_song_is_what_its_script_writes(tmp_path):
