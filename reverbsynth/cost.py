@@ -13,9 +13,7 @@ _MAX_HOURS_WITHOUT_WARNING = 24
 def macs_per_image(config: dict, level: int) -> float:
   """Multiply-adds of one G forward + one D forward at `level` (convs and dense)."""
   m = config["model"]
-  model = networks.ModelConfig(latent_size=m["latent_size"], start_shape=tuple(m["start_shape"]),
-                               num_levels=m["num_levels"], fmap_base=m["fmap_base"],
-                               fmap_max=m["fmap_max"])
+  model = networks.ModelConfig.from_config(m)
   filters = model.filters
   h0, w0, _ = model.shape(1)
   total = m["latent_size"] * h0 * w0 * filters(1)  # G's first dense.

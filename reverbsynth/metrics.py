@@ -13,7 +13,8 @@ import warnings
 import librosa
 import numpy as np
 
-HELD_SECONDS = 3.0   # NSynth notes: held 3 s, released for the last second.
+from reverbsynth.notes.note import HOLD_SECONDS
+
 
 
 def f0_error_cents(audio: np.ndarray, sample_rate: int, pitches) -> np.ndarray:
@@ -24,7 +25,7 @@ def f0_error_cents(audio: np.ndarray, sample_rate: int, pitches) -> np.ndarray:
   pitches = np.asarray(pitches)
   fmin = librosa.midi_to_hz(pitches.min() - 12)
   fmax = min(librosa.midi_to_hz(pitches.max() + 12), sample_rate / 4)
-  held = audio[:, :int(HELD_SECONDS * sample_rate)]
+  held = audio[:, :int(HOLD_SECONDS * sample_rate)]
   f0, voiced, _ = librosa.pyin(held, fmin=fmin, fmax=fmax, sr=sample_rate,
                                frame_length=2048, hop_length=512)
   errors = np.full(len(audio), np.nan)

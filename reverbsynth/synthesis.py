@@ -15,18 +15,16 @@ import tensorflow as tf
 from reverbsynth import spectral, train_input
 from reverbsynth.errors import UserError
 from reverbsynth.model import layers as L, networks
+from reverbsynth.notes.note import HOLD_SECONDS, NUM_SAMPLES, SAMPLE_RATE
 
 GENERATOR_DIR = "generator"
-HELD_FRACTION = 0.75  # NSynth notes are held for 3 s of 4, then released.
+HELD_FRACTION = HOLD_SECONDS * SAMPLE_RATE / NUM_SAMPLES  # Of a dataset note: 3 s of 4.
 
 
 def model_config(config: dict, labels: train_input.Labels) -> networks.ModelConfig:
   """The network shapes of a training config, with its label vocabularies' sizes."""
-  m = config["model"]
-  return networks.ModelConfig(
-      latent_size=m["latent_size"], num_pitches=labels.num_pitches,
-      num_effects=len(labels.effects), start_shape=tuple(m["start_shape"]),
-      num_levels=m["num_levels"], fmap_base=m["fmap_base"], fmap_max=m["fmap_max"])
+  return networks.ModelConfig.from_config(config["model"], labels.num_pitches,
+                                         len(labels.effects))
 
 
 @dataclasses.dataclass
