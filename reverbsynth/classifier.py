@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from reverbsynth import manifest as manifest_lib, outputs, records, spectral, train_input
+from reverbsynth.model import layers as L
 
 CLASSIFIER_DIR = "classifier"
 EMBEDDING = 128
@@ -53,19 +54,23 @@ class Judge:
   def __post_init__(self):
     self.spectral = spectral.Spectral(train_input.spectral_config(self.config))
 
-  def outputs(self, audio: np.ndarray, batch_size: int = 64) -> tuple:
-    """(embeddings [N, D], pitch probabilities [N, P], effect probabilities [N, E]) of audio [N, S]."""
+  def outputs(self, audio: np.ndarray, batch_size: int = 64) -> dict:
+    """What the judge makes of audio [N, S], from one pass over its spectra:
+    "embedding" [N, D], "pitch" [N, P] and "effect" [N, E] probabilities, and "spectra":
+    its normalized log magnitudes pooled 4 x 4 and flattened [N, T/4 * F/4]."""
     parts = []
     for i in range(0, len(audio), batch_size):
       x = self.normalizer.normalize(self.spectral.audio_to_spectra(audio[i:i + batch_size]))
       embedding, pitch, effect = self.model(x, training=False)
-      parts.append((embedding.numpy(), tf.nn.softmax(pitch).numpy(),
-                    tf.nn.softmax(effect).numpy()))
-    return tuple(np.concatenate(p) for p in zip(*parts))
+      pooled = tf.reshape(L.downsample(x[..., :1], 4), [len(x), -1])
+      parts.append({"embedding": embedding.numpy(), "pitch": tf.nn.softmax(pitch).numpy(),
+                    "effect": tf.nn.softmax(effect).numpy(), "spectra": pooled.numpy()})
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
   def accuracy_on(self, audio, pitches, effects) -> dict:
     """{"pitch", "effect"}: shares of audio [N, S] given the right MIDI pitch / effect index."""
-    _, pitch, effect = self.outputs(audio)
+    out = self.outputs(audio)
+    pitch, effect = out["pitch"], out["effect"]
     return {"pitch": float(np.mean(pitch.argmax(1) == np.asarray(pitches) - self.labels.pitch_min)),
             "effect": float(np.mean(effect.argmax(1) == np.asarray(effects)))}
 

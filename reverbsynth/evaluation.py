@@ -16,7 +16,7 @@ import tensorflow as tf
 from reverbsynth import (classifier, manifest as manifest_lib, metrics, records, synthesis,
                          train_input)
 from reverbsynth.errors import UserError
-from reverbsynth.model import layers as L, networks, schedule
+from reverbsynth.model import networks, schedule
 
 F0_NOTES = 200          # pYIN is slow: f0 is measured on at most this many notes per row.
 
@@ -41,13 +41,10 @@ class Notes:
   effects: np.ndarray
 
 
-def ndb_features(judge: classifier.Judge, audio: np.ndarray, batch_size: int = 64) -> np.ndarray:
-  """Log-magnitude spectra, pooled 4 x 4 and flattened: [N, T/4 * F/4]."""
-  parts = []
-  for i in range(0, len(audio), batch_size):
-    x = judge.normalizer.normalize(judge.spectral.audio_to_spectra(audio[i:i + batch_size]))
-    parts.append(tf.reshape(L.downsample(x[..., :1], 4), [len(x), -1]).numpy())
-  return np.concatenate(parts)
+def references(judge: classifier.Judge, audio: np.ndarray) -> dict:
+  """What rows are compared with: the judge's embeddings and pooled spectra of audio [N, S]."""
+  out = judge.outputs(audio)
+  return {"embedding": out["embedding"], "spectra": out["spectra"]}
 
 
 def stage_synthesizers(run_dir, synth: synthesis.Synthesizer) -> list:
@@ -71,7 +68,8 @@ def stage_synthesizers(run_dir, synth: synthesis.Synthesizer) -> list:
 def score(notes: Notes, judge, reference: dict, settings: Settings, sample_rate: int,
           tail_samples: int, effect_names) -> dict:
   """Every figure for one set of notes; the tail is a note's released part."""
-  embedding, pitch, effect = judge.outputs(notes.audio)
+  out = judge.outputs(notes.audio)
+  pitch, effect = out["pitch"], out["effect"]
   rng = np.random.default_rng(settings.seed)
   f0_rows = rng.permutation(len(notes.audio))[:F0_NOTES]
   tail = metrics.tail_ratio_db(notes.audio, tail_samples)
@@ -83,9 +81,9 @@ def score(notes: Notes, judge, reference: dict, settings: Settings, sample_rate:
       "effect_accuracy": float(np.mean(effect.argmax(1) == notes.effects)),
       "inception_score_pitch": metrics.inception_score(pitch),
       "inception_score_effect": metrics.inception_score(effect),
-      "frechet_distance": metrics.frechet_distance(reference["embedding"], embedding),
-      "ndb": metrics.ndb(reference["ndb"], ndb_features(judge, notes.audio),
-                         settings.ndb_bins, seed=settings.seed),
+      "frechet_distance": metrics.frechet_distance(reference["embedding"], out["embedding"]),
+      "ndb": metrics.ndb(reference["spectra"], out["spectra"], settings.ndb_bins,
+                         seed=settings.seed),
       "ndb_bins": settings.ndb_bins,
       "f0_within_50_cents": metrics.pitch_accuracy(notes.audio[f0_rows], sample_rate,
                                                    notes.pitches[f0_rows]),
@@ -110,8 +108,7 @@ def evaluate(run_dir, data_dir, settings: Settings = Settings(), log=print) -> d
                                    settings.classifier_epochs, settings.retrain_classifier,
                                    settings.progress, log)
   train = records.read_split(data_dir, "train", n, limit=settings.reference_notes)
-  reference = {"embedding": judge.outputs(train["audio"])[0],
-               "ndb": ndb_features(judge, train["audio"])}
+  refs = references(judge, train["audio"])
   z = synth.latents(len(test["audio"]), settings.seed)
   sets = [Notes("real (test split)", test["audio"], test["pitch"], test["effect"])]
   generators = [("generated", synth)]
@@ -123,7 +120,7 @@ def evaluate(run_dir, data_dir, settings: Settings = Settings(), log=print) -> d
   rows = {}
   for notes in sets:
     log(f"scoring {notes.name}: {len(notes.audio)} notes")
-    rows[notes.name] = score(notes, judge, reference, settings, synth.sample_rate,
+    rows[notes.name] = score(notes, judge, refs, settings, synth.sample_rate,
                              synth.num_samples - synth.held_samples, effects)
   return {"run": str(run_dir), "data": str(data_dir), "judge_accuracy": judge.accuracy,
           "rows": rows, "sets": sets, "synth": synth, "judge": judge}

@@ -68,8 +68,7 @@ def test_white_noise_scores_poorly_and_the_judge_is_cached(evaluated, early_run,
   test = records.read_split(soundfont_dataset, "test", synth.num_samples)
   settings = evaluation.Settings(ndb_bins=10)
   train = records.read_split(soundfont_dataset, "train", synth.num_samples)
-  reference = {"embedding": judge.outputs(train["audio"])[0],
-               "ndb": evaluation.ndb_features(judge, train["audio"])}
+  reference = evaluation.references(judge, train["audio"])
   noise = np.random.default_rng(0).standard_normal(test["audio"].shape).astype(np.float32) * 0.1
   scores = {name: evaluation.score(evaluation.Notes(name, audio, test["pitch"], test["effect"]),
                                    judge, reference, settings, synth.sample_rate, 1024,
