@@ -294,12 +294,11 @@ def render(midi_file, run, out, effects, seed, drums, sample_rate, bits, loudnes
   wet = [e for e in synth.labels.effects if e != "dry"]
   plan = midi.plan_effects(effects, tracks, synth.labels.effects, (wet or ["dry"])[0])
   song, summary = midi.render(synth, tracks, plan, seed=seed, drums=drums, progress=progress)
-  song = midi.normalize(song, loudness)
   rate = sample_rate or synth.sample_rate
   if rate != synth.sample_rate:
     import librosa
-    song = midi.normalize(librosa.resample(song, orig_sr=synth.sample_rate, target_sr=rate),
-                          loudness)
+    song = librosa.resample(song, orig_sr=synth.sample_rate, target_sr=rate)
+  song = midi.normalize(song, loudness)  # Once, at the output rate: its peaks are the WAV's.
   out = out or os.path.splitext(midi_file)[0] + ".wav"
   outputs.write_wav(out, song, rate, bits)
   for track in tracks:
@@ -347,7 +346,7 @@ def evaluate(run, data, out, seed, ndb_bins, reference_notes, classifier_epochs,
   click.echo(report.table(result["rows"], result["synth"].labels.effects))
   click.echo(f"judge held-out accuracy: pitch {result['judge_accuracy']['pitch']:.1%}, "
              f"effect {result['judge_accuracy']['effect']:.1%}")
-  click.echo(f"Report: {written[1]}")
+  click.echo(f"Report: {written['report.md']}")
 
 
 @cli.command("effects")

@@ -7,6 +7,8 @@ int64[10], qualities_str; effect, effect_str, effect_params float[P],
 effect_param_names bytes[P], source_note.
 """
 
+import itertools
+
 import numpy as np
 
 from reverbsynth import example_proto, manifest as manifest_lib, storage, tfrecord
@@ -115,14 +117,16 @@ def read_split(data_dir, split: str, num_samples: int = NUM_SAMPLES, limit=None)
   manifest = manifest_lib.read(data_dir)
   columns = {k: [] for k in ("audio", "pitch", "effect", "velocity", "source_note",
                              "effect_str")}
-  for path in manifest_lib.shard_paths(data_dir, manifest, split):
-    with storage.open_read(path) as f:
-      for serialized in tfrecord.iterate(f):
-        if limit is not None and len(columns["pitch"]) >= limit:
-          break
-        record = decode(serialized)
-        for key, column in columns.items():
-          column.append(record[key][:num_samples] if key == "audio" else record[key])
+
+  def serialized():
+    for path in manifest_lib.shard_paths(data_dir, manifest, split):
+      with storage.open_read(path) as f:
+        yield from tfrecord.iterate(f)
+
+  for record in itertools.islice(serialized(), limit):
+    record = decode(record)
+    for key, column in columns.items():
+      column.append(record[key][:num_samples] if key == "audio" else record[key])
   audio = np.stack(columns.pop("audio")) if columns["pitch"] else np.zeros((0, num_samples))
   return {"audio": audio.astype(np.float32),
           **{k: np.asarray(v) for k, v in columns.items()}}

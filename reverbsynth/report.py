@@ -111,8 +111,8 @@ def _metrics_figure(rows: dict, path) -> None:
   plt.close(fig)
 
 
-def write(result: dict, out) -> list:
-  """Writes report.json, report.md and PNGs into `out`; returns the paths written."""
+def write(result: dict, out) -> dict:
+  """Writes report.json, report.md and PNGs into `out`; returns {file name: path}."""
   import matplotlib
   matplotlib.use("Agg")
   effects = result["synth"].labels.effects
@@ -153,4 +153,4 @@ Rainbowgrams (brightness: log magnitude; colour: instantaneous frequency):
 """
   with outputs.atomic_path(paths["report.md"]) as tmp, open(tmp, "w") as f:
     f.write(text)
-  return list(paths.values())
+  return paths

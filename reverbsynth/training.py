@@ -297,7 +297,7 @@ class Trainer:
       tf.summary.image("spectra/real", outputs.spectra_image(real.numpy()))
       tf.summary.audio("audio/generated", audio.reshape(1, -1, 1),
                        self.config["audio"]["sample_rate"])
-    export_generator(os.path.join(self.run_dir, "generator"), self.ema, self.config,
+    export_generator(os.path.join(self.run_dir, synthesis.GENERATOR_DIR), self.ema, self.config,
                      self.labels, self.normalizer, st.level)
     self.stage.assign_add(1)
     self.images_in_stage.assign(0)
