@@ -1,12 +1,13 @@
-"""Where reverbsynth keeps things by default, and where the repo's configs are."""
+"""Where reverbsynth keeps things by default, and where its configs are."""
 
 import os
 import pathlib
 import re
+from importlib import resources
 
-CONFIG_DIR = pathlib.Path(
-    os.environ.get("REVERBSYNTH_CONFIGS",
-                   pathlib.Path(__file__).resolve().parent.parent / "configs"))
+# The package data reverbsynth.configs (the project's configs/ folder): presets, training
+# configs, impulse responses. A directory on disk: reverbsynth is not installed zipped.
+CONFIG_DIR = pathlib.Path(resources.files("reverbsynth.configs"))
 
 
 def home() -> pathlib.Path:

@@ -1,0 +1,1 @@
+"""Package data: effect presets, training configs and impulse responses (reverbsynth.configs)."""
