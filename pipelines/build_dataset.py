@@ -21,8 +21,9 @@ import os
 import sys
 import tempfile
 import threading
+import traceback
 import uuid
-from typing import Optional
+from typing import Callable, Optional
 
 import apache_beam as beam
 import numpy as np
@@ -154,8 +155,8 @@ def _rank(seed: int):
   return lambda ref: sharded_sink.unit_hash("sample", seed, ref.note.note_str)
 
 
-def build(p: beam.Pipeline, plan: BuildPlan, staging: str):
-  """Adds the dataset graph to `p`; returns the PCollection of the manifest."""
+def build(p: beam.Pipeline, plan: BuildPlan, staging: str) -> None:
+  """Adds the dataset graph to `p`: shards and a summary of them in `staging`."""
   refs = (p
           | "Partitions" >> beam.Create(plan.source.partitions())
           | "SpreadPartitions" >> beam.Reshuffle()
@@ -188,11 +189,9 @@ def build(p: beam.Pipeline, plan: BuildPlan, staging: str):
              | "SkippedOnly" >> beam.Filter(lambda e: e[0] == "skipped")
              | "SkippedPairs" >> beam.Map(lambda e: (e[2], e[1]))
              | "SkippedExamples" >> beam.combiners.Top.Smallest(SKIPPED_EXAMPLES))
-  return shards | "Commit" >> beam.ParDo(
-      sharded_sink.Commit(plan.out, staging, plan.header(),
-                          [e.name for e in plan.effects],
-                          [name for name, _ in plan.fractions], plan.overwrite),
-      beam.pvalue.AsList(events), beam.pvalue.AsSingleton(skipped), num_notes)
+  shards | "Summarize" >> beam.ParDo(
+      sharded_sink.WriteSummary(staging), beam.pvalue.AsList(events),
+      beam.pvalue.AsSingleton(skipped), num_notes)
 
 
 def pipeline_options(beam_args) -> PipelineOptions:
@@ -213,25 +212,22 @@ def pipeline_options(beam_args) -> PipelineOptions:
   return PipelineOptions(args)
 
 
-@contextlib.contextmanager
-def _stderr_to(path: str):
-  """Sends file descriptor 2 (this process's and its workers') to `path`.
+class PipelineFailed(Exception):
+  """The pipeline failed through no fault of the user's; the message is one line naming the log."""
 
-  Yields a writable stream on the real stderr, for the progress bar. On an
-  error, the log's last lines are shown, since they hold the workers' story.
+
+@contextlib.contextmanager
+def _stderr_to(log_fd: int):
+  """Sends file descriptor 2 (this process's and its workers') to `log_fd`.
+
+  Yields a writable stream on the real stderr, for the progress bar.
   """
   sys.stderr.flush()
   saved = os.dup(2)
-  with open(path, "w") as log:
-    os.dup2(log.fileno(), 2)
+  os.dup2(log_fd, 2)
   terminal = os.fdopen(os.dup(saved), "w")
   try:
     yield terminal
-  except BaseException:
-    with open(path, errors="replace") as log:
-      tail = log.readlines()[-30:]
-    terminal.write("".join(tail))
-    raise
   finally:
     sys.stderr.flush()
     os.dup2(saved, 2)
@@ -290,6 +286,13 @@ def _expected_records(plan: BuildPlan) -> Optional[int]:
   return min(kept, plan.max_notes or kept) * len(plan.effects)
 
 
+def _beam_pipeline(beam_args) -> beam.Pipeline:
+  try:
+    return beam.Pipeline(options=pipeline_options(beam_args))
+  except ValueError as e:  # An unknown --runner.
+    raise UserError(f"Beam refused the options: {e}") from None
+
+
 def _quiet_beam_logs():
   for name in ("apache_beam", "absl"):
     logging.getLogger(name).setLevel(logging.ERROR)
@@ -307,39 +310,56 @@ def counters(result) -> dict:
   return out
 
 
-def run(plan: BuildPlan, beam_args=(), progress: bool = True) -> tuple:
+def run(plan: BuildPlan, beam_args=(), progress: bool = True,
+        on_checked: Callable[[], None] = lambda: None) -> tuple:
   """Builds the dataset; returns (manifest, Beam counters).
 
-  Raises UserError when the output holds a dataset (without overwrite) or the
-  filters select nothing. An interrupted run leaves no manifest, so nothing
-  that looks like a dataset.
+  Every input is checked first, a bad one a UserError before anything is
+  written; then `on_checked` is called. After the pipeline, TFRecord notes that
+  the filters all dropped are a UserError too; a failure of the pipeline itself
+  is PipelineFailed, which keeps the Beam log (a private temporary file, else
+  removed). On any error the staging folder goes and a dataset already in `out`
+  stays as it was; `out` itself, if the build made it, is the caller's to remove.
   """
   if manifest_lib.exists(plan.out) and not plan.overwrite:
     raise UserError(f"{plan.out} already holds a dataset: give --overwrite to "
                     "replace it, or another --out")
+  plan.source.partitions()  # Reads every input's index (kept): refuses corrupt files.
   expected = _expected_records(plan)
-  options = pipeline_options(beam_args)
+  p = _beam_pipeline(beam_args)
+  on_checked()
   staging = FileSystems.join(plan.out, f".staging-{uuid.uuid4().hex[:12]}")
-  FileSystems.mkdirs(staging)
+  log_fd, log_path = tempfile.mkstemp(prefix="reverbsynth-beam-", suffix=".log")
+  keep_log = False
   _quiet_beam_logs()
-  log_path = os.path.join(tempfile.gettempdir(), f"reverbsynth-beam-{os.getpid()}.log")
   try:
-    p = beam.Pipeline(options=options)
-    build(p, plan, staging)
-    with _stderr_to(log_path) as terminal:
-      with _Progress(staging, expected, terminal) if progress else contextlib.nullcontext():
-        result = p.run()
-        result.wait_until_finish()
-    empty = FileSystems.join(staging, sharded_sink.EMPTY_MARKER)
-    if FileSystems.exists(empty):
+    try:
+      FileSystems.mkdirs(staging)
+      build(p, plan, staging)
+      with _stderr_to(log_fd) as terminal:
+        with _Progress(staging, expected, terminal) if progress else contextlib.nullcontext():
+          result = p.run()
+          result.wait_until_finish()
+      built = sharded_sink.commit(plan.out, staging, plan.header(),
+                                  [e.name for e in plan.effects],
+                                  [name for name, _ in plan.fractions], plan.overwrite)
+    except Exception as e:
+      keep_log = True
+      with os.fdopen(os.dup(log_fd), "a") as log:
+        traceback.print_exc(file=log)
+      last = [line for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+      raise PipelineFailed(f"in the pipeline: {last[-1].strip()} (Beam log: {log_path})"
+                           ) from None
+    if built is None:
       raise UserError("the filters selected no notes from "
                       f"{plan.source.describe()['path']}: widen them")
-    return manifest_lib.read(plan.out), counters(result)
   finally:
+    os.close(log_fd)
     if FileSystems.exists(staging):
       FileSystems.delete([staging])
-    if os.path.exists(log_path):
+    if not keep_log:
       os.remove(log_path)
+  return built, counters(result)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,12 @@
 Records stream into one part file per bundle while only small index rows
 (sort key, part file, offset, size, labels) travel on; shards are then
 assembled from the parts in sort-key order, so that the same records give
-byte-identical shards whatever the parallelism. The commit renames the shards
-into place and writes manifest.json last: a directory without a manifest is
-not a dataset.
+byte-identical shards whatever the parallelism. The pipeline ends by writing
+what it made to a summary file in the staging folder; `commit`, run once on the
+launcher after the pipeline has finished, renames the shards into place and
+writes manifest.json last: a directory without a manifest is not a dataset.
+Every step inside the pipeline may run again (a runner retries a failed
+bundle) and gives the same files when it does.
 """
 
 import collections
@@ -21,7 +24,7 @@ from apache_beam.io.filesystems import CompressionTypes, FileSystems
 from reverbsynth import manifest as manifest_lib, tfrecord
 
 PROGRESS_DIR = "progress"
-EMPTY_MARKER = "EMPTY"
+SUMMARY = "summary.json"
 
 
 def unit_hash(*parts) -> float:
@@ -143,8 +146,8 @@ class WriteShard(beam.DoFn):
         handle.close()
     yield {"split": split, "shard": shard, "staged": path, "records": len(rows),
            "bytes": size, "sha256": digest.hexdigest(),
-           "per_effect": dict(per_effect), "per_pitch": dict(per_pitch),
-           "peaks": {k: tuple(v) for k, v in peaks.items()}}
+           "per_effect": sorted(per_effect.items()), "per_pitch": sorted(per_pitch.items()),
+           "peaks": sorted((k, *v) for k, v in peaks.items())}
 
 
 def _final_names(shards: list, splits) -> list:
@@ -161,7 +164,11 @@ def _final_names(shards: list, splits) -> list:
 
 
 def summarize(shards: list, effect_names: list, splits) -> tuple:
-  """(counts, peaks) for the manifest from the shard summaries."""
+  """(counts, peaks) for the manifest from the shard summaries.
+
+  A summary's per_effect and per_pitch are [(id, count)], its peaks
+  [(effect id, max, records over 1.0)]: pairs, so that they survive JSON.
+  """
   counts = {"records": 0, "per_effect": {e: 0 for e in effect_names},
             "per_split": {}}
   peaks = {e: {"max": 0.0, "records_over_1": 0} for e in effect_names}
@@ -169,8 +176,8 @@ def summarize(shards: list, effect_names: list, splits) -> tuple:
     mine = [s for s in shards if s["split"] == split]
     per_effect, per_pitch = collections.Counter(), collections.Counter()
     for s in mine:
-      per_effect.update({effect_names[k]: v for k, v in s["per_effect"].items()})
-      per_pitch.update(s["per_pitch"])
+      per_effect.update({effect_names[k]: v for k, v in s["per_effect"]})
+      per_pitch.update(dict(s["per_pitch"]))
     counts["per_split"][split] = {
         "records": sum(s["records"] for s in mine),
         "per_effect": {e: per_effect[e] for e in effect_names},
@@ -180,60 +187,66 @@ def summarize(shards: list, effect_names: list, splits) -> tuple:
     for e in effect_names:
       counts["per_effect"][e] += per_effect[e]
   for s in shards:
-    for k, (peak, over) in s["peaks"].items():
+    for k, peak, over in s["peaks"]:
       entry = peaks[effect_names[k]]
       entry["max"] = round(max(entry["max"], float(peak)), 6)
       entry["records_over_1"] += int(over)
   return counts, peaks
 
 
-class Commit(beam.DoFn):
-  """Moves staged shards into `out` and writes manifest.json last.
+class WriteSummary(beam.DoFn):
+  """Writes what the pipeline made to SUMMARY in the staging folder.
 
   Input: the list of shard summaries. Side inputs: counted log events
   [((kind, reason), n)], examples of skipped notes, and the selected notes.
-  With `overwrite`, the old manifest goes first, then the old shards.
   """
 
-  def __init__(self, out: str, staging: str, header: dict, effect_names: list,
-               splits, overwrite: bool):
-    self.out = out
+  def __init__(self, staging: str):
     self.staging = staging
-    self.header = header
-    self.effect_names = effect_names
-    self.splits = tuple(splits)
-    self.overwrite = overwrite
 
   def process(self, shards, events, skipped_examples, num_notes):
     log = collections.defaultdict(dict)
     for (kind, reason), n in sorted(events):
       log[kind][reason] = n
-    if not shards:
-      _write_json(FileSystems.join(self.staging, EMPTY_MARKER), dict(log))
-      return
-    shards = _final_names(shards, self.splits)
-    old_manifest = FileSystems.join(self.out, manifest_lib.FILENAME)
-    if self.overwrite and FileSystems.exists(old_manifest):
-      with FileSystems.open(old_manifest,
-                            compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        old = json.loads(f.read())
-      FileSystems.delete([old_manifest])
-      stale = [FileSystems.join(self.out, s["file"]) for s in old.get("shards", ())]
-      FileSystems.delete([p for p in stale if FileSystems.exists(p)])
-    FileSystems.rename([s["staged"] for s in shards],
-                       [FileSystems.join(self.out, s["file"]) for s in shards])
-    counts, peaks = summarize(shards, self.effect_names, self.splits)
-    counts["notes_selected"] = num_notes
-    manifest = dict(self.header)
-    manifest.update({
-        "counts": counts,
-        "peaks": peaks,
-        "log": dict(log),
+    _write_json(FileSystems.join(self.staging, SUMMARY), {
+        "shards": shards, "log": log, "notes_selected": num_notes,
         "skipped_examples": [{"what": what, "reason": reason}
-                             for what, reason in skipped_examples],
-        "shards": [{k: s[k] for k in ("file", "split", "records", "bytes", "sha256")}
-                   for s in shards],
-    })
-    _write_json(old_manifest, manifest)
-    FileSystems.delete([self.staging])
-    yield manifest
+                             for what, reason in skipped_examples]})
+
+
+def commit(out: str, staging: str, header: dict, effect_names: list, splits,
+           overwrite: bool):
+  """Moves the staged shards into `out`, writes manifest.json last and returns it.
+
+  Runs on the launcher once the pipeline has finished. Returns None when the
+  pipeline made no shards. With `overwrite`, the old manifest goes first, then
+  the old shards.
+  """
+  with FileSystems.open(FileSystems.join(staging, SUMMARY),
+                        compression_type=CompressionTypes.UNCOMPRESSED) as f:
+    made = json.loads(f.read())
+  if not made["shards"]:
+    return None
+  shards = _final_names(made["shards"], splits)
+  old_manifest = FileSystems.join(out, manifest_lib.FILENAME)
+  if overwrite and FileSystems.exists(old_manifest):
+    with FileSystems.open(old_manifest, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+      old = json.loads(f.read())
+    FileSystems.delete([old_manifest])
+    stale = [FileSystems.join(out, s["file"]) for s in old.get("shards", ())]
+    FileSystems.delete([p for p in stale if FileSystems.exists(p)])
+  FileSystems.rename([s["staged"] for s in shards],
+                     [FileSystems.join(out, s["file"]) for s in shards])
+  counts, peaks = summarize(shards, effect_names, splits)
+  counts["notes_selected"] = made["notes_selected"]
+  manifest = dict(header)
+  manifest.update({
+      "counts": counts,
+      "peaks": peaks,
+      "log": made["log"],
+      "skipped_examples": made["skipped_examples"],
+      "shards": [{k: s[k] for k in ("file", "split", "records", "bytes", "sha256")}
+                 for s in shards],
+  })
+  _write_json(old_manifest, manifest)
+  return manifest

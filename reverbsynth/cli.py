@@ -47,15 +47,16 @@ def cli():
 
 def _source(spec):
   """A NoteSource from --source: soundfont[:PATH], an NSynth TFRecord file /
-  glob / directory, or an NSynth json/wav directory."""
+  glob / directory, or an NSynth json/wav directory (local paths against the
+  working directory, ~ expanded)."""
+  from reverbsynth import storage
   from reverbsynth.notes import nsynth, soundfont
   if spec is None:
-    _echo_err("no --source given: rendering notes from the built-in General MIDI "
-              f"SoundFont ({soundfont.default_soundfont()})")
     return soundfont.SoundFontSource()
   if spec == "soundfont" or spec.startswith("soundfont:"):
-    return soundfont.SoundFontSource(spec.partition(":")[2] or None)
-  from reverbsynth import storage
+    path = spec.partition(":")[2]
+    return soundfont.SoundFontSource(storage.resolve(path) if path else None)
+  spec = storage.resolve(spec)
   if storage.exists(storage.join(spec, "examples.json")):
     return nsynth.JsonWavSource(spec)
   if not storage.exists(spec) and not nsynth.tfrecord_files(spec):
@@ -65,13 +66,22 @@ def _source(spec):
 
 
 def _check_beam_args(args) -> None:
-  """Extra arguments go to Beam; a name Beam does not know is a typo of ours."""
+  """Extra arguments go to Beam: one it does not know, or a bad value, is refused here."""
   from apache_beam.options.pipeline_options import PipelineOptions
-  known = set(PipelineOptions([]).get_all_options(drop_default=False))
-  for arg in args:
-    if arg.startswith("--") and arg[2:].split("=", 1)[0] not in known:
-      raise UserError(f"unknown option {arg.split('=', 1)[0]} (neither reverbsynth's "
-                      "nor Beam's); see 'reverbsynth build-dataset --help'")
+  parsers = []
+  PipelineOptions([]).get_all_options(add_extra_args_fn=parsers.append)
+
+  def refuse(message):
+    raise UserError(f"bad Beam option: {message}; see 'reverbsynth build-dataset --help'")
+
+  parsers[0].error = refuse  # argparse would print its usage and exit.
+  _, unknown = parsers[0].parse_known_args(list(args))
+  if unknown and unknown[0].startswith("-"):
+    raise UserError(f"unknown option {unknown[0].split('=', 1)[0]} (neither reverbsynth's "
+                    "nor Beam's); see 'reverbsynth build-dataset --help'")
+  if unknown:
+    raise UserError(f"unexpected argument {unknown[0]!r}: build-dataset takes options only; "
+                    "see 'reverbsynth build-dataset --help'")
 
 
 @cli.command("build-dataset", context_settings={
@@ -87,7 +97,8 @@ def _check_beam_args(args) -> None:
 @click.option("--keep-dry/--no-dry", default=True, show_default=True,
               help="Also write the dry notes, as effect 0 'dry'.")
 @click.option("--randomize", is_flag=True,
-              help="Draw each effect parameter per note from its range (with --seed); "
+              help="Draw each effect parameter per note from its range (with --seed), "
+                   "which a spec may narrow, e.g. 'reverb(room_size=0.5..0.9)'; "
                    "parameters fixed in the spec stay fixed.")
 @click.option("--family", "families", multiple=True, metavar="NAME",
               help="Instrument family to keep, repeatable (bass, keyboard, ...).")
@@ -126,7 +137,7 @@ def build_dataset(ctx, source, effects, keep_dry, randomize, families, sources,
 
     reverbsynth build-dataset --effect reverb --family bass
   """
-  from reverbsynth import effects as effects_lib, manifest, paths
+  from reverbsynth import effects as effects_lib, manifest, paths, storage
   from reverbsynth.notes.filters import NoteFilter
   _check_beam_args(ctx.args)
   effects = effects or ("reverb",)
@@ -135,18 +146,29 @@ def build_dataset(ctx, source, effects, keep_dry, randomize, families, sources,
   vocabulary = effects_lib.vocabulary(effects, keep_dry)
   if valid_fraction + test_fraction >= 1:
     raise UserError("--valid-fraction + --test-fraction must leave room for train (< 1)")
-  if out is None:
-    out = str(paths.default_dataset_dir(effects, families))
-  elif "://" not in out:
-    out = os.path.abspath(os.path.expanduser(out))
+  out = storage.resolve(out) if out else str(paths.default_dataset_dir(effects, families))
+  local = not storage.is_remote(out)
+  if local:
+    _writable_dir(out, "--out")
+  note_source = _source(source)
+
+  def checked():
+    if source is None:
+      _echo_err("no --source given: rendering notes from the built-in General MIDI "
+                f"SoundFont ({note_source.path})")
+
   from pipelines import build_dataset as pipeline
   plan = pipeline.BuildPlan(
-      source=_source(source), note_filter=note_filter, effects=vocabulary, out=out,
+      source=note_source, note_filter=note_filter, effects=vocabulary, out=out,
       seed=seed, max_notes=max_notes, randomize=randomize,
       fractions=(("train", 1 - valid_fraction - test_fraction),
                  ("valid", valid_fraction), ("test", test_fraction)),
       records_per_shard=records_per_shard, overwrite=overwrite)
-  built, counters = pipeline.run(plan, ctx.args, progress=progress)
+  try:
+    with _removed_on_error(out) if local else contextlib.nullcontext():
+      built, counters = pipeline.run(plan, ctx.args, progress=progress, on_checked=checked)
+  except pipeline.PipelineFailed as e:
+    raise _Failed(e) from None
   click.echo(manifest.summary(built, out, counters))
 
 
@@ -358,9 +380,11 @@ def list_effects():
   for name, preset in presets.items():
     params = ", ".join(f"{k}={v}" for k, v in preset.get("params", {}).items())
     click.echo(f"  {name:<14} {preset['type']:<14} {params}")
-  click.echo("Types and parameter ranges (for --randomize):")
+  click.echo("Types: each parameter's range for --randomize [and the values it may take]:")
   for name, kind in effects_lib.TYPES.items():
-    ranges = ", ".join(f"{k} {lo:g}..{hi:g}" for k, (lo, hi) in kind.ranges.items())
+    ranges = ", ".join(
+        f"{k} {lo:g}..{hi:g} [{effects_lib.describe_limits(*effects_lib.LIMITS[name][k])}]"
+        for k, (lo, hi) in kind.ranges.items())
     click.echo(f"  {name:<14} {ranges}")
 
 

@@ -3,9 +3,13 @@
 An effect spec is what a user types after --effect: a preset or type name,
 optionally with fixed parameters, chained with '+':
 
-    reverb                  the 'reverb' preset from configs/effects.yaml
-    hall(room_size=0.95)    a preset with one parameter fixed
-    chorus+delay            a chain, applied left to right
+    reverb                    the 'reverb' preset from configs/effects.yaml
+    hall(room_size=0.95)      a preset with one parameter fixed
+    reverb(damping=0.2..0.6)  a range to draw from with --randomize (else its middle)
+    chorus+delay              a chain, applied left to right
+
+Every value and range is checked against LIMITS when a spec is parsed, so that
+a bad one is a UserError before any work, not an error inside a worker.
 
 Effects are plain data (picklable); `Effect.board` builds the pedalboard objects
 where they are used, since those cannot be pickled.
@@ -13,6 +17,9 @@ where they are used, since those cannot be pickled.
 
 import dataclasses
 import hashlib
+import math
+import os
+import pathlib
 import re
 from typing import Callable, Mapping, Optional
 
@@ -20,7 +27,7 @@ import numpy as np
 import pedalboard
 import yaml
 
-from reverbsynth import paths
+from reverbsynth import paths, storage
 from reverbsynth.errors import UserError
 from reverbsynth.notes.note import NUM_SAMPLES, SAMPLE_RATE, to_mono
 
@@ -90,6 +97,80 @@ TYPES = {
                   "drive": (1.0, 3.0)}),
     "convolution": EffectType(_convolution, {"mix": (0.2, 0.8)}),
 }
+
+INF = math.inf
+_UNIT = (0.0, 1.0)
+# The values each parameter may take: pedalboard's own checks where it has them
+# (Reverb 0..1; Delay up to 30 s, feedback and mix 0..1; Chorus rate up to
+# 100 Hz, mix 0..1; Compressor ratio >= 1; Bitcrush 0..32 bits; LadderFilter
+# resonance 0..1, drive >= 1), else the ranges JUCE documents for the DSP under
+# them (Chorus depth 0..1, centre delay 1..100 ms, feedback -1..1; Phaser rate
+# below 100 Hz, depth and mix 0..1, feedback -1..1, centre below Nyquist;
+# ladder cutoff above 0 Hz; compressor times >= 0; dry/wet mix 0..1). Outside
+# them pedalboard raises, or returns NaN (phaser or chorus feedback 1.5,
+# negative cutoff) or meaningless sound. Gains in dB take any finite value.
+LIMITS = {
+    "reverb": {k: _UNIT for k in ("room_size", "damping", "wet_level", "dry_level", "width")},
+    "delay": {"delay_seconds": (0.0, 30.0), "feedback": _UNIT, "mix": _UNIT},
+    "chorus": {"rate_hz": (0.0, 100.0), "depth": _UNIT, "centre_delay_ms": (1.0, 100.0),
+               "feedback": (-1.0, 1.0), "mix": _UNIT},
+    "phaser": {"rate_hz": (0.0, 100.0), "depth": _UNIT,
+               "centre_frequency_hz": (0.0, SAMPLE_RATE / 2), "feedback": (-1.0, 1.0),
+               "mix": _UNIT},
+    "distortion": {"drive_db": (-INF, INF), "output_db": (-INF, INF)},
+    "compressor": {"threshold_db": (-INF, INF), "ratio": (1.0, INF), "attack_ms": (0.0, INF),
+                   "release_ms": (0.0, INF), "makeup_db": (-INF, INF)},
+    "bitcrush": {"bit_depth": (0.0, 32.0)},
+    "ladder_filter": {"cutoff_hz": (0.0, SAMPLE_RATE / 2), "resonance": _UNIT,
+                      "drive": (1.0, INF)},
+    "convolution": {"mix": _UNIT},
+}
+
+
+def describe_limits(low: float, high: float) -> str:
+  """A valid range for people: '0..1', '>= 1' or 'any finite number'."""
+  if high == INF:
+    return f">= {low:g}" if low > -INF else "any finite number"
+  return f"{low:g}..{high:g}"
+
+
+def _within(value: float, limits: tuple) -> bool:
+  return math.isfinite(value) and limits[0] <= value <= limits[1]
+
+
+def _settings(who: str, kind: str, params: dict, ranges: dict) -> tuple:
+  """(params, ranges) of a `kind` stage, checked against LIMITS[kind].
+
+  `params` and `ranges` are the values and (low, high) ranges given, as
+  numbers or text; a parameter without a value takes the middle of its range.
+  """
+  names = list(TYPES[kind].ranges)
+  unknown = sorted((set(params) | set(ranges)) - set(names))
+  if unknown:
+    valid = names + ["ir"] if kind == "convolution" else names
+    raise UserError(f"{who} has no parameter {unknown[0]!r}; valid: {', '.join(valid)}")
+  ranges = {**TYPES[kind].ranges,
+            **{k: tuple(_number(who, k, v) for v in span) for k, span in ranges.items()}}
+  params = ({k: (lo + hi) / 2 for k, (lo, hi) in ranges.items()}
+            | {k: _number(who, k, v) for k, v in params.items()})
+  for name in names:
+    limits, (low, high) = LIMITS[kind][name], ranges[name]
+    valid = f"the valid range of {kind} {name} is {describe_limits(*limits)}"
+    if not (_within(low, limits) and _within(high, limits)):
+      raise UserError(f"{who}: range {name}={low:g}..{high:g} is out of range; {valid}")
+    if low > high:
+      raise UserError(f"{who}: range {name}={low:g}..{high:g} is empty; write LOW..HIGH "
+                      "with LOW <= HIGH")
+    if not _within(params[name], limits):
+      raise UserError(f"{who}: {name}={params[name]:g} is out of range; {valid}")
+  return params, ranges
+
+
+def _number(who: str, name: str, value) -> float:
+  try:
+    return float(value)
+  except (TypeError, ValueError):
+    raise UserError(f"{who}: {name}={value!r} is not a number") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,23 +251,50 @@ class Effect:
 
 
 def load_presets(path=None) -> dict:
-  """Presets from configs/effects.yaml: {name: {type, params, [ranges], [impulse_response]}}."""
-  path = path or paths.CONFIG_DIR / "effects.yaml"
-  with open(path) as f:
-    presets = yaml.safe_load(f)
-  for name, preset in presets.items():
-    if preset.get("type") not in TYPES:
-      raise ValueError(f"{path}: preset {name!r} has unknown type {preset.get('type')!r}")
+  """Presets from configs/effects.yaml, checked against LIMITS.
+
+  Returns {name: {type, params, ranges, [impulse_response]}} with every
+  parameter's value and (low, high) range filled in; an impulse_response is
+  resolved against the preset file's folder.
+  """
+  path = pathlib.Path(path or paths.CONFIG_DIR / "effects.yaml")
+  try:
+    with open(path) as f:
+      loaded = yaml.safe_load(f)
+  except (OSError, yaml.YAMLError) as e:
+    raise UserError(f"cannot read effect presets {path} ({str(e).splitlines()[0]})") from None
+  if not isinstance(loaded, dict):
+    raise UserError(f"{path} must map preset names to presets")
+  presets = {}
+  for name, preset in loaded.items():
+    who = f"preset {name!r} in {path}"
+    if not isinstance(preset, dict) or preset.get("type") not in TYPES:
+      raise UserError(f"{who} needs a type, one of {', '.join(TYPES)}")
+    ranges = preset.get("ranges") or {}
+    for key, span in ranges.items():
+      if not isinstance(span, list) or len(span) != 2:
+        raise UserError(f"{who}: write the range of {key} as [low, high]")
+    params, ranges = _settings(who, preset["type"], preset.get("params") or {}, ranges)
+    presets[name] = {"type": preset["type"], "params": params, "ranges": ranges}
+    if preset.get("impulse_response"):
+      presets[name]["impulse_response"] = str(
+          path.parent / os.path.expanduser(preset["impulse_response"]))
   return presets
 
 
 def _read_impulse_response(path: str) -> np.ndarray:
+  """The IR at `path`, mono float32 at 16 kHz; UserError unless it holds sound."""
   import soundfile as sf
+  if not os.path.isfile(path):
+    raise UserError(f"impulse response {path} does not exist")
   try:
     audio, rate = sf.read(path, dtype="float32")
   except (OSError, RuntimeError) as e:
     raise UserError(f"cannot read impulse response {path} ({e})") from None
-  return to_mono(audio, rate)[0]
+  ir = to_mono(audio, rate)[0]
+  if not (ir.size and np.isfinite(ir).all() and np.abs(ir).max() > 0):
+    raise UserError(f"impulse response {path} is empty, silent or not finite")
+  return ir
 
 
 _TERM = re.compile(r"^\s*([A-Za-z_][\w-]*)\s*(?:\((.*)\))?\s*$")
@@ -197,7 +305,9 @@ def _parse_overrides(text: str, term: str) -> dict:
   for item in filter(None, (s.strip() for s in (text or "").split(","))):
     key, sep, value = item.partition("=")
     if not sep:
-      raise UserError(f"effect {term!r}: write parameters as name=value")
+      raise UserError(f"effect {term!r}: write parameters as name=value or name=low..high")
+    if key.strip() in overrides:
+      raise UserError(f"effect {term!r} gives {key.strip()} twice")
     overrides[key.strip()] = value.strip()
   return overrides
 
@@ -210,35 +320,32 @@ def _stage(term: str, presets: dict) -> Stage:
   if name in presets:
     preset = presets[name]
   elif name in TYPES:
-    preset = {"type": name, "params": {}}
+    preset = {"type": name, "params": {}, "ranges": {}}
   else:
     raise UserError(f"unknown effect {name!r}; valid: "
                     f"{', '.join(sorted(set(presets) | set(TYPES)))}")
-  kind = TYPES[preset["type"]]
-  ranges = {**kind.ranges, **{k: tuple(v) for k, v in preset.get("ranges", {}).items()}}
-  params = {k: (lo + hi) / 2 for k, (lo, hi) in kind.ranges.items()}
-  params.update(preset.get("params", {}))
-  ir_path = overrides.pop("ir", None) or preset.get("impulse_response")
-  unknown = set(overrides) - set(kind.ranges)
-  if unknown:
-    raise UserError(f"effect {name!r} has no parameter {sorted(unknown)[0]!r}; valid: "
-                    f"{', '.join(kind.ranges)}{', ir' if preset['type'] == 'convolution' else ''}")
-  for key, value in overrides.items():
-    try:
-      params[key] = float(value)
-    except ValueError:
-      raise UserError(f"effect {name!r}: {key}={value!r} is not a number") from None
+  kind, who = preset["type"], f"effect {name!r}"
+  ir_path = preset.get("impulse_response")
+  if kind == "convolution" and "ir" in overrides:
+    ir_path = storage.resolve(overrides.pop("ir"))
+  values, ranges = {}, {}
+  for key, text in overrides.items():
+    low, dots, high = text.partition("..")
+    if dots:
+      ranges[key] = (low, high)
+    else:
+      values[key] = text
+  kept = {k: v for k, v in preset["params"].items() if k not in ranges}
+  params, ranges = _settings(who, kind, kept | values, {**preset["ranges"], **ranges})
   ir = None
-  if preset["type"] == "convolution":
+  if kind == "convolution":
     if not ir_path:
       raise UserError(f"effect {name!r} needs an impulse response: {name}(ir=PATH.wav)")
-    resolved = paths.CONFIG_DIR / ir_path if not str(ir_path).startswith("/") else ir_path
-    ir_path = str(resolved)
     ir = _read_impulse_response(ir_path)
-  return Stage(type=preset["type"],
-               params=tuple((k, float(params[k])) for k in kind.ranges),
-               ranges=tuple((k, tuple(map(float, ranges[k]))) for k in kind.ranges),
-               fixed=frozenset(overrides), impulse_response=ir,
+  names = TYPES[kind].ranges
+  return Stage(type=kind, params=tuple((k, float(params[k])) for k in names),
+               ranges=tuple((k, tuple(map(float, ranges[k]))) for k in names),
+               fixed=frozenset(values), impulse_response=ir,
                impulse_response_path=ir_path)
 
 
@@ -248,7 +355,9 @@ def parse(spec: str, presets: Optional[dict] = None) -> Effect:
   name = re.sub(r"\s+", "", spec)
   if name == DRY:
     return Effect(DRY)
-  terms = [t for t in re.split(r"\+(?![^(]*\))", spec)]
+  terms = re.split(r"\+(?![^(]*\))", spec)
+  if not all(t.strip() for t in terms):
+    raise UserError(f"effect {spec!r}: a chain needs an effect on each side of every '+'")
   stages = tuple(_stage(t, presets) for t in terms)
   types = [s.type for s in stages]
   if len(set(types)) != len(types):

@@ -17,6 +17,12 @@ def _filesystems():
   return FileSystems
 
 
+def resolve(path) -> str:
+  """A path the user gave: a local one absolute, against the working directory, with
+  ~ expanded; a remote one as it is."""
+  return str(path) if is_remote(path) else os.path.abspath(os.path.expanduser(path))
+
+
 def open_read(path):
   """A seekable binary reader."""
   if not is_remote(path):

@@ -218,3 +218,33 @@ def test_interrupted_run_leaves_nothing_that_looks_like_a_dataset(tmp_path, home
   assert not list(out.glob("*.tfrecord"))
   with pytest.raises(Exception, match="not a reverbsynth dataset"):
     manifest_lib.read(out)
+
+
+def test_steps_may_run_again_and_only_the_launcher_commits(tmp_path, nsynth_tfrecord):
+  """A runner may retry any step: the whole graph run twice on one staging folder makes
+  the same summary, no step moves anything into `out`, and commit (after) makes the dataset."""
+  import apache_beam as beam
+  from pipelines import build_dataset, sharded_sink
+  from reverbsynth import effects
+  from reverbsynth.notes.filters import NoteFilter
+  from reverbsynth.notes.nsynth import TFRecordSource
+  out = tmp_path / "ds"
+  plan = build_dataset.BuildPlan(
+      source=TFRecordSource(str(nsynth_tfrecord)), note_filter=NoteFilter(),
+      effects=effects.vocabulary(["bitcrush"]), out=str(out), records_per_shard=4)
+  staging = str(out / ".staging")
+  made = []
+  for _ in range(2):
+    p = beam.Pipeline(options=build_dataset.pipeline_options(
+        ["--direct_running_mode=in_memory", "--direct_num_workers=1"]))
+    build_dataset.build(p, plan, staging)
+    p.run().wait_until_finish()
+    assert os.listdir(out) == [".staging"]
+    summary = json.loads((out / ".staging" / sharded_sink.SUMMARY).read_text())
+    summary["shards"].sort(key=lambda s: s["staged"])
+    made.append(summary)
+  assert made[0] == made[1]
+  manifest = sharded_sink.commit(str(out), staging, plan.header(), ["dry", "bitcrush"],
+                                 ["train", "valid", "test"], overwrite=False)
+  assert manifest["counts"]["per_effect"] == {"dry": 10, "bitcrush": 10}
+  manifest_lib.verify(out)
