@@ -75,6 +75,17 @@ class Judge:
             "effect": float(np.mean(effect.argmax(1) == np.asarray(effects)))}
 
 
+class _StepProgress(keras.callbacks.Callback):
+  """Feeds an outputs.Progress from keras' fit: one unit and the loss per step."""
+
+  def __init__(self, bar: outputs.Progress):
+    super().__init__()
+    self.bar = bar
+
+  def on_train_batch_end(self, batch, logs=None):
+    self.bar.update(1, loss=float(logs["loss"]))
+
+
 def _key(config: dict, labels: train_input.Labels, epochs: int) -> str:
   settings = {"audio": config["audio"], "spectral": config["spectral"],
               "labels": labels.to_json(), "epochs": epochs, "version": VERSION}
@@ -105,7 +116,9 @@ def load_or_train(data_dir, config: dict, labels: train_input.Labels, epochs: in
   trainer.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss={"pitch": keras.losses.CategoricalCrossentropy(from_logits=True),
                         "effect": keras.losses.CategoricalCrossentropy(from_logits=True)})
-  trainer.fit(data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=1 if progress else 0)
+  with outputs.Progress(progress, steps, "step", "training the judge") as bar:
+    trainer.fit(data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0,
+                callbacks=[_StepProgress(bar)])
   judge = Judge(model, config, labels, normalizer, {})
   test = records.read_split(data_dir, "test", config["audio"]["num_samples"])
   judge.accuracy = judge.accuracy_on(test["audio"], test["pitch"], test["effect"])

@@ -1,7 +1,12 @@
 """The `reverbsynth` command: one thin command per verb, the work done elsewhere."""
 
+import contextlib
+import itertools
 import logging
 import os
+import re
+import shutil
+import signal
 import sys
 
 import click
@@ -35,14 +40,65 @@ def _dataset(data, doing: str):
   return _latest(data, paths.latest_dataset(), "dataset", "--data", "build-dataset", doing)
 
 
+class _Failed(Exception):
+  """A command that failed through no fault of the user's: one line, exit status 1."""
+
+
+class _UserPath(click.Path):
+  """click.Path, given as the user means it: against the working directory, ~ expanded."""
+
+  def convert(self, value, param, ctx):
+    from reverbsynth import storage
+    return super().convert(storage.resolve(value), param, ctx)
+
+
+def _writable_dir(path: str, option: str) -> None:
+  """UserError unless the directory `path` exists or can be made (no file in the way)."""
+  existing = os.path.abspath(path)
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise UserError(f"{option} {path}: {existing} is a file, not a directory")
+  if not os.access(existing, os.W_OK | os.X_OK):
+    raise UserError(f"{option} {path}: cannot write in {existing}")
+
+
+def _writable_file(path: str, option: str) -> None:
+  """UserError unless the file `path` can be written (not a directory; its folder can be made)."""
+  if os.path.isdir(path):
+    raise UserError(f"{option} {path} is a directory: give a file name")
+  _writable_dir(os.path.dirname(path), option)
+
+
+@contextlib.contextmanager
+def _removed_on_error(path: str):
+  """Removes what the block made of the directory `path` (and of its missing parents) if it
+  raises: a refused or broken set-up leaves nothing behind."""
+  top, path = None, os.path.abspath(path)
+  while not os.path.exists(path):
+    top, path = path, os.path.dirname(path)
+  try:
+    yield
+  except BaseException:
+    if top:
+      shutil.rmtree(top, ignore_errors=True)
+    raise
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="reverbsynth", prog_name="reverbsynth")
-def cli():
+@click.option("--verbose", is_flag=True,
+              help="Also show the log lines of TensorFlow, CUDA, absl and other libraries.")
+def cli(verbose):
   """Learn audio effects with generative models.
 
   build-dataset renders notes through effects into TFRecords; see each
   command's --help.
   """
+  logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                      format="%(name)s: %(message)s")
+  for handler in logging.getLogger().handlers:
+    handler.addFilter(_DropNoise())
 
 
 def _source(spec):
@@ -172,20 +228,25 @@ def build_dataset(ctx, source, effects, keep_dry, randomize, families, sources,
   click.echo(manifest.summary(built, out, counters))
 
 
+_progress_option = click.option(
+    "--progress/--no-progress", default=True, show_default=True,
+    help="Progress bars on a terminal; in a log, one line per stage or phase instead.")
+
+
 @cli.command("train", context_settings={"ignore_unknown_options": False})
 @click.option("--config", "config_name", default=None, metavar="NAME|FILE",
               help="Training config: a YAML file or a name in configs/ (tiny, cpu, "
                    "reverbsynth, gansynth). Default: reverbsynth.")
-@click.option("--data", default=None, metavar="DIR",
+@click.option("--data", default=None, type=_UserPath(), metavar="DIR",
               help="A built dataset. Default: the one build-dataset wrote last.")
-@click.option("--out", default=None, metavar="DIR",
+@click.option("--out", default=None, type=_UserPath(), metavar="DIR",
               help="Run directory. Default: $REVERBSYNTH_HOME/runs/<config>-<dataset>.")
 @click.option("--stages", default=None, type=click.IntRange(min=1),
               help="Train the first N stages (even = stable, odd = fade-in). Default: all.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--max-steps", default=None, type=click.IntRange(min=1),
               help="Stop after this many steps (a checkpoint is kept; --resume goes on).")
-@click.option("--progress/--no-progress", default=True, show_default=True)
+@_progress_option
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 def train(config_name, data, out, stages, resume, max_steps, progress, overrides):
   """Train the progressive GAN on a built dataset, stage by stage.
@@ -196,17 +257,26 @@ def train(config_name, data, out, stages, resume, max_steps, progress, overrides
     reverbsynth train --stages 8
   """
   from reverbsynth import config as config_lib, paths
-  config = config_lib.load(config_name, overrides)
+  config = config_lib.load(config_name and os.path.expanduser(config_name), overrides)
   data = _dataset(data, "training on")
   out = out or str(paths.default_run_dir(config["name"], data))
+  _writable_dir(out, "--out")
   from reverbsynth import cost, training
   from reverbsynth.model import schedule
-  stages = stages or schedule.num_stages(config["model"]["num_levels"])
+  levels = config["model"]["num_levels"]
+  if stages is not None and stages > schedule.num_stages(levels):
+    raise UserError(f"--stages {stages}: config '{config['name']}' has "
+                    f"{schedule.num_stages(levels)} stages ({levels} levels)")
+  stages = stages or schedule.num_stages(levels)
   warning = cost.warning(config, stages)
   if warning:
     _echo_err(warning)
-  trainer = training.Trainer(config, str(data), out, resume=resume)
-  terms = trainer.train(stages, progress=progress, max_steps=max_steps)
+  with _removed_on_error(out):
+    trainer = training.Trainer(config, str(data), out, resume=resume)
+  try:
+    terms = trainer.train(stages, progress=progress, max_steps=max_steps)
+  except training.NaNLossError as e:
+    raise _Failed(e) from None
   click.echo(f"Run: {out}\n  stage {int(trainer.stage)} of {stages} done, "
              f"{int(trainer.images_total)} images, step {int(trainer.step)}"
              + (f"; d_loss {terms['d_loss']:.3f}, g_loss {terms['g_loss']:.3f}" if terms else "")
@@ -221,24 +291,35 @@ def _synthesizer(run):
   return synthesis.load(_run(run, "playing the generator of"))
 
 
+def _file_names(labels) -> dict:
+  """{label: the part of a file name that stands for it}: letters, digits and ._- only (no
+  folders, never absolute), distinct for distinct labels."""
+  from reverbsynth import paths
+  names = {label: paths._slug(label) or "effect" for label in labels}
+  if len(set(names.values())) < len(names):  # As 'ir=/a/b.wav' and 'ir=/a-b.wav' would.
+    names = {label: f"{name}-{i}" for i, (label, name) in enumerate(names.items())}
+  return names
+
+
 @cli.command("generate")
-@click.option("--run", default=None, metavar="DIR",
+@click.option("--run", default=None, type=_UserPath(), metavar="DIR",
               help="A run directory (or its generator/). Default: the latest run.")
 @click.option("--pitch", "pitches", multiple=True, type=int, metavar="MIDI",
               help="MIDI pitch, repeatable. Default: 36 48 60.")
 @click.option("--effect", "effects", multiple=True, metavar="NAME",
-              help="Effect label, repeatable. Default: every effect of the run.")
+              help="Effect label, repeatable, e.g. 'hall(room_size=0.95)'. Default: every "
+                   "effect of the run.")
 @click.option("--velocity", "velocities", multiple=True, type=click.IntRange(1, 127),
               help="MIDI velocity (loudness), repeatable. Default: 100.")
 @click.option("--seed", "seeds", multiple=True, type=int,
               help="One latent per seed, repeatable. Default: 0.")
-@click.option("--latents", "latents_file", default=None, metavar="FILE.npy",
+@click.option("--latents", "latents_file", default=None, type=_UserPath(), metavar="FILE.npy",
               help="Latents [N, latent_size] to use instead of seeds.")
 @click.option("--interpolate", default=None, type=click.IntRange(min=2), metavar="STEPS",
               help="Spherical interpolation in STEPS from the first latent to the second.")
-@click.option("--save-latents", default=None, metavar="FILE.npy",
+@click.option("--save-latents", default=None, type=_UserPath(), metavar="FILE.npy",
               help="Write the latents used, to reuse with --latents.")
-@click.option("--out", default="generated", show_default=True, metavar="DIR")
+@click.option("--out", default="generated", type=_UserPath(), show_default=True, metavar="DIR")
 @click.option("--bits", type=click.Choice(["float", "16", "24"]), default="float",
               show_default=True, help="WAV sample format.")
 @click.option("--png", is_flag=True, help="Also write each note's spectrogram as PNG.")
@@ -250,6 +331,9 @@ def generate(run, pitches, effects, velocities, seeds, latents_file, interpolate
   """
   import numpy as np
   from reverbsynth import midi, outputs, synthesis
+  _writable_dir(out, "--out")
+  if save_latents:
+    _writable_file(save_latents, "--save-latents")
   synth = _synthesizer(run)
   pitches, velocities = pitches or (36, 48, 60), velocities or (100,)
   effects = effects or synth.labels.effects
@@ -271,8 +355,9 @@ def generate(run, pitches, effects, velocities, seeds, latents_file, interpolate
   peak = np.abs(audio).max() if audio.size else 0.0
   if peak > midi.PEAK:  # One gain for all: loudness stays comparable across notes.
     audio *= midi.PEAK / peak
+  names = _file_names(effects)
   for (p, e, v, i), note in zip(grid, audio):
-    name = os.path.join(out, f"{p}-{e}-v{v}-z{i}")
+    name = os.path.join(out, f"{p}-{names[e]}-v{v}-z{i}")
     outputs.write_wav(name + ".wav", note, synth.sample_rate, bits)
     if png:
       outputs.write_png(name + ".png", outputs.audio_image(note, synth.sample_rate))
@@ -284,26 +369,28 @@ def generate(run, pitches, effects, velocities, seeds, latents_file, interpolate
 
 
 @cli.command("render")
-@click.argument("midi_file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--run", default=None, metavar="DIR",
+@click.argument("midi_file", type=_UserPath(exists=True, dir_okay=False))
+@click.option("--run", default=None, type=_UserPath(), metavar="DIR",
               help="A run directory (or its generator/). Default: the latest run.")
-@click.option("--out", default=None, metavar="FILE.wav",
+@click.option("--out", default=None, type=_UserPath(), metavar="FILE.wav",
               help="Output WAV. Default: the MIDI file's name with .wav, beside it.")
 @click.option("--effect", "effects", multiple=True, metavar="[TRACK=]NAME",
               help="Effect for every track (NAME) or for some (TRACK=NAME, TRACK a number "
-                   "from 1 or part of a track's name, program or class, e.g. bass=reverb). "
-                   "Repeatable; 'dry' allowed. Default: the run's first effect other than dry.")
+                   "from 1 or part of a track's name, program or class, e.g. bass=reverb or "
+                   "bass='hall(room_size=0.95)'). Repeatable; 'dry' allowed. Default: the "
+                   "run's first effect other than dry.")
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of the tracks' latents (timbres): the same seed, the same WAV.")
 @click.option("--drums", is_flag=True, help="Play drum tracks too (skipped by default).")
-@click.option("--sample-rate", default=None, type=click.IntRange(min=8000),
+@click.option("--sample-rate", default=None, type=click.IntRange(8000, 384000),
               help="Output rate (default: the model's).")
 @click.option("--bits", type=click.Choice(["float", "16", "24"]), default="float",
               show_default=True, help="WAV sample format.")
 @click.option("--loudness", default=None, type=float, metavar="DBFS",
               help="Target RMS level in dBFS (peaks still stay below -1 dBFS).")
-@click.option("--png", is_flag=True, help="Also write a spectrogram PNG beside the WAV.")
-@click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--png", is_flag=True,
+              help="Also write a picture beside the WAV: spectrogram over the notes played.")
+@_progress_option
 def render(midi_file, run, out, effects, seed, drums, sample_rate, bits, loudness, png,
            progress):
   """Play a MIDI file with the trained generator, every note through the learned effect.
@@ -311,6 +398,8 @@ def render(midi_file, run, out, effects, seed, drums, sample_rate, bits, loudnes
     reverbsynth render song.mid --effect bass=reverb --effect dry
   """
   from reverbsynth import midi, outputs
+  out = out or os.path.splitext(midi_file)[0] + ".wav"
+  _writable_file(out, "--out")
   tracks = midi.read(midi_file)
   synth = _synthesizer(run)
   wet = [e for e in synth.labels.effects if e != "dry"]
@@ -321,7 +410,6 @@ def render(midi_file, run, out, effects, seed, drums, sample_rate, bits, loudnes
     import librosa
     song = librosa.resample(song, orig_sr=synth.sample_rate, target_sr=rate)
   song = midi.normalize(song, loudness)  # Once, at the output rate: its peaks are the WAV's.
-  out = out or os.path.splitext(midi_file)[0] + ".wav"
   outputs.write_wav(out, song, rate, bits)
   for track in tracks:
     played = "skipped (drums; --drums plays them)" if track.is_drum and not drums \
@@ -330,17 +418,17 @@ def render(midi_file, run, out, effects, seed, drums, sample_rate, bits, loudnes
   click.echo(f"{out}: {summary.line()}")
   if png:
     image = os.path.splitext(out)[0] + ".png"
-    outputs.write_png(image, outputs.audio_image(song, rate))
-    click.echo(f"{image}: spectrogram")
+    midi.write_png(image, song, rate, tracks, plan, synth.pitches, drums)
+    click.echo(f"{image}: spectrogram and notes")
 
 
 @cli.command("evaluate")
-@click.option("--run", default=None, metavar="DIR",
+@click.option("--run", default=None, type=_UserPath(), metavar="DIR",
               help="A run directory. Default: the latest run.")
-@click.option("--data", default=None, metavar="DIR",
+@click.option("--data", default=None, type=_UserPath(), metavar="DIR",
               help="The dataset it was trained on (its test split is the real reference). "
                    "Default: the one build-dataset wrote last.")
-@click.option("--out", default=None, metavar="DIR",
+@click.option("--out", default=None, type=_UserPath(), metavar="DIR",
               help="Report directory. Default: RUN/evaluation.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the latents.")
 @click.option("--ndb-bins", default=50, show_default=True, type=click.IntRange(min=2))
@@ -350,7 +438,7 @@ def render(midi_file, run, out, effects, seed, drums, sample_rate, bits, loudnes
 @click.option("--retrain-classifier", is_flag=True,
               help="Train the judge again instead of using the one cached in the dataset.")
 @click.option("--per-stage", is_flag=True, help="Also score every stage checkpoint of the run.")
-@click.option("--progress/--no-progress", default=True, show_default=True)
+@_progress_option
 def evaluate(run, data, out, seed, ndb_bins, reference_notes, classifier_epochs,
              retrain_classifier, per_stage, progress):
   """Score a run's notes against real held-out notes and write a report.
@@ -359,11 +447,12 @@ def evaluate(run, data, out, seed, ndb_bins, reference_notes, classifier_epochs,
   """
   from reverbsynth import evaluation, report
   run, data = _run(run, "evaluating"), _dataset(data, "against")
+  out = out or os.path.join(str(run), "evaluation")
+  _writable_dir(out, "--out")
   settings = evaluation.Settings(seed, ndb_bins, reference_notes, classifier_epochs,
                                  retrain_classifier, per_stage, progress)
   result = evaluation.evaluate(str(run), str(data), settings,
                                log=lambda m: _echo_err(m) if progress else None)
-  out = out or os.path.join(str(run), "evaluation")
   written = report.write(result, out)
   click.echo(report.table(result["rows"], result["synth"].labels.effects))
   click.echo(f"judge held-out accuracy: pitch {result['judge_accuracy']['pitch']:.1%}, "
@@ -395,21 +484,85 @@ class _DropNoise(logging.Filter):
     return not record.getMessage().startswith("apitools not found")
 
 
-def main(argv=None) -> None:
-  """Entry point: bad input is one line on stderr and exit status 2."""
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow C++ info logs after start-up.
-  logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-  for handler in logging.getLogger().handlers:
-    handler.addFilter(_DropNoise())
+# A line of the C++ libraries under TensorFlow (absl/glog format: severity I, W or E, date,
+# time, thread, file:line]) or absl's notice before its first one. Fatal (F) lines stay.
+_NATIVE_LOG = re.compile(rb"[IWE]\d{4} [\d:.]+ +\d+ \S+:\d+\] "
+                         rb"|WARNING: All log messages before absl::InitializeLog\(\)")
+
+
+def _copy_lines(source: int, sink: int) -> None:
+  """Copies file descriptor `source` to `sink` until its end, less whole lines that match
+  _NATIVE_LOG. A partial line (a progress bar's, ended by \\r) goes on at once unless it may
+  become one of those."""
+  out = open(sink, "wb", closefd=False)
+  pending = b""
+  while chunk := os.read(source, 1 << 16):
+    *lines, pending = re.split(rb"(?<=[\r\n])", pending + chunk)
+    if pending[:1] not in (b"I", b"W", b"E"):
+      lines.append(pending)
+      pending = b""
+    out.write(b"".join(line for line in lines if not _NATIVE_LOG.match(line)))
+    out.flush()
+  if not _NATIVE_LOG.match(pending):
+    out.write(pending)
+    out.flush()
+
+
+def _hide_native_logs() -> None:
+  """Keeps the C++ log lines of TensorFlow and the libraries under it (start-up, CUDA, oneDNN,
+  grappler) off stderr, for this process and those it starts.
+
+  TF_CPP_MIN_LOG_LEVEL=3 silences the part that reads it (set here: --verbose is the switch).
+  The rest write to file descriptor 2 whatever the environment says, so it becomes a pipe
+  into a forked filter (_copy_lines), which outlives a crash of this process: a fatal message
+  still shows. Python's sys.stderr keeps the real stderr, so progress bars find the terminal.
+  """
+  os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+  if not hasattr(os, "fork") or sys.stderr is None:
+    return
+  sys.stderr.flush()
+  stderr = os.dup(2)
+  source, sink = os.pipe()
+  if os.fork() == 0:
+    try:
+      os.close(sink)
+      os.close(1)  # Readers of stdout see its end when the command's own ends.
+      signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the command.
+      _copy_lines(source, stderr)
+    finally:
+      os._exit(0)
+  os.close(source)
+  os.dup2(sink, 2)
+  os.close(sink)
+  sys.stderr = open(stderr, "w", buffering=1, encoding=sys.stderr.encoding,
+                    errors="backslashreplace")
+
+
+def run(args) -> int:
+  """Runs the command line `args` in this process; returns its exit status: 0 done, 2 refused
+  (bad input), 1 failed through no fault of the user's, 130 interrupted. Each error is one
+  line on stderr."""
   try:
-    code = cli.main(args=argv, prog_name="reverbsynth", standalone_mode=False)
+    code = cli.main(args=list(args), prog_name="reverbsynth", standalone_mode=False)
   except click.UsageError as e:
     _echo_err(f"error: {e.format_message()} (see --help)")
-    sys.exit(2)
+    return 2
   except UserError as e:
     _echo_err(f"error: {e}")
-    sys.exit(2)
+    return 2
+  except _Failed as e:
+    _echo_err(f"failed: {e}")
+    return 1
   except (click.Abort, KeyboardInterrupt):
     _echo_err("interrupted")
-    sys.exit(130)
-  sys.exit(code if isinstance(code, int) else 0)
+    return 130
+  return code if isinstance(code, int) else 0
+
+
+def main(argv=None) -> None:
+  """Entry point of the `reverbsynth` command: hides the libraries' native log lines unless
+  --verbose comes before the command, runs it and exits with its status."""
+  args = sys.argv[1:] if argv is None else list(argv)
+  if "--verbose" not in itertools.takewhile(lambda a: a.startswith("-"), args):
+    _hide_native_logs()
+  sys.exit(run(args))

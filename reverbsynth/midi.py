@@ -30,10 +30,14 @@ class Track:
   is_drum: bool
   notes: tuple  # pretty_midi.Note (start, end in seconds; pitch; velocity).
 
-  def describe(self) -> str:
+  @property
+  def kind(self) -> str:
+    """The General MIDI instrument name of its program, or "drums"."""
     import pretty_midi
-    kind = "drums" if self.is_drum else pretty_midi.program_to_instrument_name(self.program)
-    return f"{self.number} {self.name or kind!r} ({kind}, {len(self.notes)} notes)"
+    return "drums" if self.is_drum else pretty_midi.program_to_instrument_name(self.program)
+
+  def describe(self) -> str:
+    return f"{self.number} {self.name or self.kind!r} ({self.kind}, {len(self.notes)} notes)"
 
   def matches(self, selector: str) -> bool:
     """Whether `selector` (a track number, or part of its name, program or class) names it."""
@@ -80,15 +84,26 @@ def read(path) -> list:
   return tracks
 
 
+def split_effect_spec(spec: str) -> tuple:
+  """(TRACK, NAME) of an --effect spec TRACK=NAME, split at its first '=' outside
+  parentheses (effect names hold some: 'hall(room_size=0.95)'); ("", NAME) for a bare NAME."""
+  depth = 0
+  for i, char in enumerate(spec):
+    depth += (char == "(") - (char == ")")
+    if char == "=" and depth == 0:
+      return spec[:i], spec[i + 1:]
+  return "", spec
+
+
 def plan_effects(specs, tracks, known, default: str) -> dict:
   """{track number: effect name} from --effect specs: NAME (every track) or TRACK=NAME."""
   everywhere, chosen = default, {}
   for spec in specs:
-    selector, sep, name = spec.rpartition("=")
+    selector, name = split_effect_spec(spec)
     if name not in known:
       raise UserError(f"the run was not trained on effect {name!r}; it knows "
                       f"{', '.join(known)}")
-    if not sep:
+    if not selector:
       everywhere = name
       continue
     hits = [t for t in tracks if t.matches(selector)]
@@ -210,9 +225,9 @@ def render(synth, tracks, effects: dict, seed: int = 0, drums: bool = False,
 
 def _generate(synth, latents, keys, batch_size: int, progress: bool) -> list:
   """Audio [S] for each (track number, pitch, effect) key, generated in batches."""
-  from tqdm import tqdm
+  from reverbsynth import outputs
   out = []
-  with tqdm(total=len(keys), unit="note", disable=not progress, desc="generating") as bar:
+  with outputs.Progress(progress, len(keys), "note", "generating") as bar:
     for i in range(0, len(keys), batch_size):
       chunk = keys[i:i + batch_size]
       z = latents[[k[0] - 1 for k in chunk]]
@@ -220,3 +235,35 @@ def _generate(synth, latents, keys, batch_size: int, progress: bool) -> list:
                              batch_size=batch_size))
       bar.update(len(chunk))
   return out
+
+
+def write_png(path, song: np.ndarray, rate: int, tracks, effects: dict, pitches: range,
+              drums: bool = False) -> None:
+  """A picture of song [N] at `rate`: its log-mel spectrogram over a piano roll of the notes
+  as played (one colour per track, drums only with `drums`); time in seconds, 1600 x 900 px
+  whatever the song's length."""
+  import librosa
+  import librosa.display
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  from reverbsynth import outputs
+  fig, (top, roll) = plt.subplots(2, 1, sharex=True, figsize=(16, 9), dpi=100)
+  hop = max(256, -(-len(song) // 2000))  # No more frames than the picture has pixels.
+  mel = librosa.feature.melspectrogram(y=song, sr=rate, n_fft=2048, hop_length=hop, n_mels=128)
+  db = librosa.power_to_db(mel, ref=max(float(mel.max()), 1e-10), top_db=80.0)
+  librosa.display.specshow(db, sr=rate, hop_length=hop, x_axis="s", y_axis="mel", ax=top,
+                           cmap="magma")
+  top.set(xlabel="", title="spectrogram (log mel, 80 dB)")
+  for i, track in enumerate(t for t in tracks if drums or not t.is_drum):
+    notes = track.notes
+    roll.barh([fit_pitch(n.pitch, pitches) for n in notes], [n.end - n.start for n in notes],
+              left=[n.start for n in notes], height=0.8, color=f"C{i % 10}",
+              label=f"{track.number} {track.name or track.kind}: {effects[track.number]}")
+  roll.set(xlim=(0, len(song) / rate), xlabel="time (s)", ylabel="MIDI pitch",
+           title="notes as played")
+  roll.legend(loc="upper right", fontsize=8)
+  fig.tight_layout()
+  with outputs.atomic_path(path) as tmp:
+    fig.savefig(tmp, format="png")
+  plt.close(fig)

@@ -117,10 +117,13 @@ def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
 
 def load_latents(path, latent_size: int) -> np.ndarray:
   """Latents [N, latent_size] from a .npy file; UserError when it holds anything else."""
+  if not os.path.isfile(path):
+    raise UserError(f"latents file {path} does not exist")
   try:
     z = np.load(path, allow_pickle=False)
-  except (OSError, ValueError) as e:
-    raise UserError(f"{path} is not a .npy array file ({e})") from None
+  except (OSError, ValueError):
+    raise UserError(f"{path} is not a .npy array file (write one with numpy.save, or with "
+                    "generate --save-latents)") from None
   z = z[None] if z.ndim == 1 else z
   if z.ndim != 2 or z.shape[1] != latent_size or not len(z):
     raise UserError(f"{path} holds an array of shape {z.shape}; the run needs latents of "

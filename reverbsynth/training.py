@@ -16,7 +16,6 @@ import contextlib
 import math
 import os
 import shutil
-import sys
 import time
 
 import keras
@@ -345,19 +344,16 @@ def _dtype_policy(precision: str):
 
 
 class _ProgressBar:
-  """Stage, images, images/s and the main losses on one line."""
+  """Stage, images, images/s and the main losses: a bar on a terminal, a line per stage in a log."""
 
   def __init__(self, enabled: bool, stages: int, per_stage: int, start_stage: int):
-    from tqdm import tqdm
-    self.bar = tqdm(total=(stages - start_stage) * per_stage, unit="img", file=sys.stderr,
-                    disable=not enabled, dynamic_ncols=True)
+    self.progress = outputs.Progress(enabled, (stages - start_stage) * per_stage, "image")
     self.stages = stages
 
   def update(self, st, images_in_stage, batch, terms):
-    self.bar.set_description(f"stage {st.index + 1}/{self.stages} "
-                             f"({'fade-in' if st.transition else 'stable'} level {st.level})")
-    self.bar.set_postfix(d=f"{terms['d_loss']:.3g}", g=f"{terms['g_loss']:.3g}", refresh=False)
-    self.bar.update(batch)
+    kind = "fade-in" if st.transition else "stable"
+    self.progress.update(batch, f"stage {st.index + 1}/{self.stages} ({kind} level {st.level})",
+                         d=terms["d_loss"], g=terms["g_loss"])
 
   def close(self):
-    self.bar.close()
+    self.progress.close()

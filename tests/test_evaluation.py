@@ -1,6 +1,7 @@
 """`evaluate`: real held-out notes score near-ideal, noise and an untrained generator poorly."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -58,6 +59,10 @@ def test_report_has_a_near_ideal_real_row_and_a_poor_model_row(evaluated):
   assert "stage 1" in report["rows"]  # --per-stage: the stage checkpoint too.
   assert "| real (test split) (" in (out / "report.md").read_text()
   assert "training the judge" in result.stderr
+  # Not a terminal: one line for the judge's training instead of a progress bar.
+  assert re.search(r"^training the judge: \d+ steps in [\d.]+ s .*, loss [\d.e+-]+$",
+                   result.stderr, re.M), result.stderr
+  assert "\r" not in result.stderr + result.stdout and "━" not in result.stdout
 
 
 def test_white_noise_scores_poorly_and_the_judge_is_cached(evaluated, early_run,

@@ -1,12 +1,17 @@
 """`generate` and `render`: real MIDI files (pretty_midi, mido) played by a trained tiny run."""
 
+import json
+import re
+import shutil
+import struct
+
 import mido
 import numpy as np
 import pretty_midi
 import pytest
 import soundfile as sf
 
-from reverbsynth import midi, synthesis
+from reverbsynth import cli, midi, synthesis
 from tests.conftest import assert_refused, run_cli
 
 RATE = 16000
@@ -210,3 +215,57 @@ def test_without_run_the_latest_exported_run_plays(tmp_path, tiny_run, home):
   assert result.returncode == 0, result.stderr
   assert f"playing the generator of {home / 'runs' / 'tiny-fixture'}" in result.stderr
   assert (tmp_path / "one.wav").is_file()
+
+
+def relabelled(tmp_path, tiny_run, effects):
+  """A copy of the tiny run's generator whose two effect labels are renamed to `effects`."""
+  out = tmp_path / "relabelled"
+  shutil.copytree(tiny_run[0] / "generator", out / "generator")
+  path = out / "generator" / "generator.json"
+  info = json.loads(path.read_text())
+  info["labels"]["effects"] = effects
+  path.write_text(json.dumps(info))
+  return out
+
+
+def test_effects_with_parameters_are_chosen_per_song_and_per_track(tmp_path, tiny_run, capsys):
+  hall = "hall(room_size=0.95)"
+  assert midi.split_effect_spec(f"bass={hall}") == ("bass", hall)
+  assert midi.split_effect_spec(hall) == ("", hall)
+  assert midi.split_effect_spec(f"Electric Bass (finger)={hall}") == ("Electric Bass (finger)",
+                                                                      hall)
+  run = relabelled(tmp_path, tiny_run, ["dry", hall])
+  song = write_midi(tmp_path / "band.mid", [(33, False, "Bass", [(40, 0.0, 0.5, 100)]),
+                                             (0, False, "Lead", [(60, 0.0, 0.5, 100)])])
+  for specs, bass, lead in [([hall], hall, hall), (["dry", f"bass={hall}"], hall, "dry"),
+                            (["dry", f"Electric Bass (finger)={hall}"], hall, "dry"),
+                            ([f"2={hall}", "1=dry"], "dry", hall)]:
+    args = [a for spec in specs for a in ("--effect", spec)]
+    assert cli.run(["render", str(song), "--run", str(run), "--no-progress", *args]) == 0
+    out = capsys.readouterr().out
+    assert f"track 1 'Bass' (Electric Bass (finger), 1 notes): {bass}\n" in out, out
+    assert f"track 2 'Lead' (Acoustic Grand Piano, 1 notes): {lead}\n" in out, out
+
+
+def test_generate_file_names_are_safe_and_distinct_and_out_expands_home(tmp_path, tiny_run,
+                                                                        monkeypatch, capsys):
+  labels = ["convolution(ir=/abs/x.wav)", "convolution(ir=/abs-x.wav)"]
+  run = relabelled(tmp_path, tiny_run, labels)
+  monkeypatch.setenv("HOME", str(tmp_path / "user"))
+  assert cli.run(["generate", "--run", str(run), "--pitch", "40", "--out", "~/notes"]) == 0
+  notes = tmp_path / "user" / "notes"
+  assert sorted(p.relative_to(notes).as_posix() for p in notes.rglob("*")) == [
+      "40-convolution-ir-abs-x.wav-0-v100-z0.wav", "40-convolution-ir-abs-x.wav-1-v100-z0.wav"]
+  assert f"2 notes (1 pitches x 2 effects x 1 velocities x 1 latents) in {notes}" in \
+      capsys.readouterr().out
+
+
+def test_song_picture_of_a_long_song_fits_a_screen(tmp_path, tiny_run, capsys):
+  notes = [(40 + 5 * (i % 3), 2.0 * i, 2.0 * i + 1.0, 100) for i in range(90)]  # 3 minutes.
+  song = write_midi(tmp_path / "long.mid", [(33, False, "Bass", notes)])
+  assert cli.run(["render", str(song), "--run", str(tiny_run[0]), "--png"]) == 0
+  png = (tmp_path / "long.png").read_bytes()
+  width, height = struct.unpack(">II", png[16:24])  # The PNG header's IHDR chunk.
+  assert 1000 <= width <= 2000 and height >= 600
+  err = capsys.readouterr().err  # Not a terminal: one line for the phase, no bar.
+  assert re.search(r"^generating: 3 notes in [\d.]+ s", err, re.M) and "\r" not in err
