@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from reverbsynth.errors import UserError
+from reverbsynth.errors import Failure, UserError
 
 
 def _echo_err(message: str) -> None:
@@ -38,10 +38,6 @@ def _run(run, doing: str):
 def _dataset(data, doing: str):
   from reverbsynth import paths
   return _latest(data, paths.latest_dataset(), "dataset", "--data", "build-dataset", doing)
-
-
-class _Failed(Exception):
-  """A command that failed through no fault of the user's: one line, exit status 1."""
 
 
 class _UserPath(click.Path):
@@ -224,7 +220,7 @@ def build_dataset(ctx, source, effects, keep_dry, randomize, families, sources,
     with _removed_on_error(out) if local else contextlib.nullcontext():
       built, counters = pipeline.run(plan, ctx.args, progress=progress, on_checked=checked)
   except pipeline.PipelineFailed as e:
-    raise _Failed(e) from None
+    raise Failure(e) from None
   click.echo(manifest.summary(built, out, counters))
 
 
@@ -273,10 +269,7 @@ def train(config_name, data, out, stages, resume, max_steps, progress, overrides
     _echo_err(warning)
   with _removed_on_error(out):
     trainer = training.Trainer(config, str(data), out, resume=resume)
-  try:
-    terms = trainer.train(stages, progress=progress, max_steps=max_steps)
-  except training.NaNLossError as e:
-    raise _Failed(e) from None
+  terms = trainer.train(stages, progress=progress, max_steps=max_steps)
   click.echo(f"Run: {out}\n  stage {int(trainer.stage)} of {stages} done, "
              f"{int(trainer.images_total)} images, step {int(trainer.step)}"
              + (f"; d_loss {terms['d_loss']:.3f}, g_loss {terms['g_loss']:.3f}" if terms else "")
@@ -550,7 +543,7 @@ def run(args) -> int:
   except UserError as e:
     _echo_err(f"error: {e}")
     return 2
-  except _Failed as e:
+  except Failure as e:
     _echo_err(f"failed: {e}")
     return 1
   except (click.Abort, KeyboardInterrupt):

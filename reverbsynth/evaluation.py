@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from reverbsynth import (classifier, manifest as manifest_lib, metrics, records, synthesis,
-                         train_input)
+                         train_input, training)
 from reverbsynth.errors import UserError
 from reverbsynth.model import networks, schedule
 
@@ -58,7 +58,8 @@ def stage_synthesizers(run_dir, synth: synthesis.Synthesizer) -> list:
     index = int(name.split("-")[1])
     generator = networks.Generator(synth.model_config)
     networks.build_generator(generator)
-    tf.train.Checkpoint(ema=generator).read(os.path.join(directory, name)).expect_partial()
+    ema = training.checkpoint_variables(generator)
+    tf.train.Checkpoint(ema=ema).read(os.path.join(directory, name)).expect_partial()
     level = schedule.stage(index, synth.model_config.num_levels).level
     found.append((index, synthesis.Synthesizer(generator, synth.config, synth.labels,
                                                synth.normalizer, level)))

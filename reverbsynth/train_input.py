@@ -136,16 +136,18 @@ def dataset(data_dir, config: dict, labels: Labels, normalizer: Normalizer, batc
 
 
 def compute_normalizer(data_dir, config: dict, labels: Labels, seed: int = 0) -> Normalizer:
-  """Maps the 0.1 and 99.9 percentiles of each channel over training examples to -1 and 1."""
+  """Maps the 0.1 and 99.9 percentiles of each channel over training examples to
+  -/+ `train.normalizer_margin` (GANSynth: 0.8), so that tanh reaches silence unsaturated."""
   sp = spectral.Spectral(spectral_config(config))
   count = config["train"]["normalizer_examples"]
   audio = [a for a, _, _ in _examples(data_dir, config, labels, seed, 0).take(count)]
   spectra = sp.audio_to_spectra(tf.stack(audio)).numpy()
+  margin = config["train"]["normalizer_margin"]
   scale, offset = [], []
   for channel in range(spectra.shape[-1]):
     lo, hi = np.percentile(spectra[..., channel], [0.1, 99.9])
-    scale.append(float(2.0 / max(hi - lo, 1e-6)))
-    offset.append(float(-1.0 - lo * scale[-1]))
+    scale.append(float(2.0 * margin / max(hi - lo, 1e-6)))
+    offset.append(float(-margin - lo * scale[-1]))
   return Normalizer(tuple(scale), tuple(offset))
 
 

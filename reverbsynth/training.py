@@ -24,13 +24,13 @@ import tensorflow as tf
 import yaml
 
 from reverbsynth import manifest as manifest_lib, outputs, synthesis, train_input
-from reverbsynth.errors import UserError
+from reverbsynth.errors import Failure, UserError
 from reverbsynth.model import layers as L, losses, networks, schedule
 
 GAP_SECONDS = 0.25
 
 
-class NaNLossError(UserError):
+class NaNLossError(Failure):
   """A loss became NaN; the last good checkpoint is kept."""
 
 
@@ -60,6 +60,15 @@ def export_generator(directory, generator, config: dict, labels, normalizer, lev
   shutil.rmtree(old, ignore_errors=True)
 
 
+def checkpoint_variables(model: keras.Model) -> dict:
+  """{index: tf.Variable} of every weight of `model`, for tf.train.Checkpoint.
+
+  A Keras 3 model's layers in nested lists are not TensorFlow-trackable: a
+  checkpoint of the model itself would miss them.
+  """
+  return {f"{i:04d}": v.value for i, v in enumerate(model.weights)}
+
+
 class Trainer:
   """Trains `config` on the dataset `data_dir` into `run_dir`."""
 
@@ -68,7 +77,7 @@ class Trainer:
     # First of all: tf.data's shuffles and the initial weights depend on the global seed.
     keras.utils.set_random_seed(config["seed"])
     if config["train"]["deterministic"]:
-      tf.config.experimental.enable_op_determinism()
+      _deterministic_ops()
     self.config, self.data_dir, self.run_dir = config, data_dir, run_dir
     manifest = manifest_lib.read(data_dir)
     os.makedirs(run_dir, exist_ok=True)
@@ -113,7 +122,9 @@ class Trainer:
     self.g_opt.build(self.generator.trainable_variables)
     self.d_opt.build(self.discriminator.trainable_variables)
     self.checkpoint = tf.train.Checkpoint(
-        generator=self.generator, discriminator=self.discriminator, ema=self.ema,
+        generator=checkpoint_variables(self.generator),
+        discriminator=checkpoint_variables(self.discriminator),
+        ema=checkpoint_variables(self.ema),
         g_opt=self.g_opt, d_opt=self.d_opt, step=self.step, stage=self.stage,
         images_in_stage=self.images_in_stage, images_total=self.images_total)
 
@@ -166,15 +177,19 @@ class Trainer:
   def _make_step(self, level: int, batch: int):
     """A tf.function: one D and one G update on a global batch, split over the replicas."""
     g, d, cfg = self.generator, self.discriminator, self.loss_config
-    decay = self.config["optimizer"]["ema"]
+    decay = ema_decay(self.config, batch)
     replicas = self.strategy.num_replicas_in_sync
     if batch % replicas:
       raise UserError(f"batch size {batch} does not split over {replicas} replicas: "
                       f"make schedule.batch_size a multiple of {replicas}")
     per_replica = batch // replicas
+    upsampling = 2 ** (self.model_config.num_levels - level)  # GANSynth's D sees full size.
 
-    def apply(optimizer, tape, scaled_loss, variables):
-      grads = tape.gradient(scaled_loss, variables)
+    def apply(optimizer, loss, variables):
+      # tf.gradients, not a GradientTape: a tape adds the uses of a weight in an order
+      # set by process-wide tensor ids, so the same step traced later in a process (a
+      # resumed run) rounds differently; tf.gradients adds them in the graph's own order.
+      grads = tf.gradients(optimizer.scale_loss(loss / replicas), [v.value for v in variables])
       pairs = [(gr, v) for gr, v in zip(grads, variables) if gr is not None]
       optimizer.apply([p[0] for p in pairs], [p[1] for p in pairs])
 
@@ -186,22 +201,18 @@ class Trainer:
       real = self._real_at(real, level, alpha)
       z, fake_pitch, fake_effect = self._fake_inputs(per_replica, seeds[:3])
       u = tf.random.stateless_uniform([per_replica, 1, 1, 1], seeds[3])
-      with tf.GradientTape() as tape:
-        fake = g(z, fake_pitch, fake_effect, level=level, alpha=alpha)
-        penalty = losses.gradient_penalty(lambda x: d(x, level=level, alpha=alpha)[0],
-                                          real, fake, u)
-        d_terms = losses.discriminator_loss(d(real, level=level, alpha=alpha),
-                                            d(fake, level=level, alpha=alpha),
-                                            penalty, pitch, effect, cfg)
-        scaled = self.d_opt.scale_loss(d_terms["d_loss"] / replicas)
-      apply(self.d_opt, tape, scaled, d.trainable_variables)
+      fake = g(z, fake_pitch, fake_effect, level=level, alpha=alpha)
+      penalty = losses.gradient_penalty(lambda x: d(x, level=level, alpha=alpha)[0],
+                                        real, fake, u, self.normalizer.scale, upsampling)
+      d_terms = losses.discriminator_loss(d(real, level=level, alpha=alpha),
+                                          d(fake, level=level, alpha=alpha),
+                                          penalty, pitch, effect, cfg)
+      apply(self.d_opt, d_terms["d_loss"], d.trainable_variables)
       z, fake_pitch, fake_effect = self._fake_inputs(per_replica, seeds[4:7])
-      with tf.GradientTape() as tape:
-        fake = g(z, fake_pitch, fake_effect, level=level, alpha=alpha)
-        g_terms = losses.generator_loss(d(fake, level=level, alpha=alpha),
-                                        fake_pitch, fake_effect, cfg)
-        scaled = self.g_opt.scale_loss(g_terms["g_loss"] / replicas)
-      apply(self.g_opt, tape, scaled, g.trainable_variables)
+      fake = g(z, fake_pitch, fake_effect, level=level, alpha=alpha)
+      g_terms = losses.generator_loss(d(fake, level=level, alpha=alpha),
+                                      fake_pitch, fake_effect, cfg)
+      apply(self.g_opt, g_terms["g_loss"], g.trainable_variables)
       return {**d_terms, **g_terms}
 
     def step(real, pitch, effect, alpha, seed):
@@ -235,6 +246,9 @@ class Trainer:
       key = (st.level, batch)
       if key not in self._steps:
         self._steps[key] = self._make_step(*key)
+      if int(self.images_in_stage) == 0:
+        _reset_optimizer(self.g_opt)  # Each stage starts with fresh Adam moments (GANSynth).
+        _reset_optimizer(self.d_opt)
       data = iter(self.strategy.experimental_distribute_dataset(train_input.dataset(
           self.data_dir, self.config, self.labels, self.normalizer, batch,
           self.config["seed"], skip=int(self.images_total))))
@@ -320,6 +334,37 @@ class Trainer:
     grid = tiles.reshape(rows, cols, *tiles.shape[1:]).transpose(0, 2, 1, 3)
     grid = grid.reshape(rows * tiles.shape[1], cols * tiles.shape[2])
     return audio, (grid[..., None] * 255).astype(np.uint8)
+
+
+def ema_decay(config: dict, batch: int) -> float:
+  """The generator EMA's decay per step of `batch` images.
+
+  `optimizer.ema_half_life` is a fraction of a stage's images: GANSynth's 0.999 is a
+  half-life of 0.7 % of its 800k-image stages; the same decay over a 4k-image stage
+  would leave the top level's EMA mostly its random init.
+  """
+  half_life = config["optimizer"]["ema_half_life"] * config["schedule"]["images_per_stage"]
+  return 0.5 ** (batch / max(half_life, 1e-9))
+
+
+def _reset_optimizer(optimizer) -> None:
+  """Zeroes Adam's moments and step count (its learning rate stays)."""
+  inner = getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer keeps its scale.
+  for variable in inner.variables:
+    if variable.name != "learning_rate":
+      variable.assign(keras.ops.zeros_like(variable))
+
+
+def _deterministic_ops() -> None:
+  """Bit-exact reruns and resumes, for the rest of the process.
+
+  Besides op determinism, grappler's arithmetic optimizer is off: it regroups sums
+  by node names, which differ when the same step is traced later in a process
+  (a resumed run), so the same step rounded differently (by 1e-6, which GAN
+  training grows to 1e-4 in a dozen steps).
+  """
+  tf.config.experimental.enable_op_determinism()
+  tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
 
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")

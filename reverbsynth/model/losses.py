@@ -49,16 +49,22 @@ def generator_loss(fake, pitch, effect, config: LossConfig) -> dict:
   return terms
 
 
-def gradient_penalty(score_fn, real, fake, u):
+def gradient_penalty(score_fn, real, fake, u, channel_scale=None, upsampling: int = 1):
   """E[(||d score / d x||_2 - 1)^2] at x = real + u (fake - real), u [B, 1, 1, 1].
 
-  TensorFlow: the gradient needs a tape.
+  GANSynth takes this gradient in raw spectral units at full resolution: D sees
+  full-size images that it normalizes and box-downsamples itself. Here D sees
+  normalized spectra [B, H, W, C] at the current level, so the gradient is brought
+  to those units: each channel's by the normalizer's `channel_scale` [C] (raw ->
+  normalized), and by 1 / `upsampling` (a box upsampling by f spreads each pixel's
+  gradient over f^2 pixels, each 1/f^2 of it: the norm shrinks by f).
+
+  TensorFlow graphs only (inside a tf.function): tf.gradients.
   """
   import tensorflow as tf
   mixed = real + u * (fake - real)
-  with tf.GradientTape() as tape:
-    tape.watch(mixed)
-    score = tf.reduce_sum(score_fn(mixed))
-  grad = tape.gradient(score, mixed)
-  norm = tf.sqrt(tf.reduce_sum(tf.square(grad), axis=[1, 2, 3]) + 1e-10)
+  grad = tf.gradients(tf.reduce_sum(score_fn(mixed)), mixed)[0]
+  if channel_scale is not None:
+    grad = grad * tf.constant(channel_scale, grad.dtype)
+  norm = tf.sqrt(tf.reduce_sum(tf.square(grad), axis=[1, 2, 3]) + 1e-10) / upsampling
   return tf.reduce_mean(tf.square(norm - 1.0))
