@@ -159,8 +159,10 @@ def test_generate_cli_writes_the_grid_and_reuses_latents(tmp_path, tiny_run):
                                                          synth.latents(1, 2)]), atol=1e-6)
   norms = np.linalg.norm(z, axis=1)
   assert np.all(norms[1:-1] > np.minimum(norms[0], norms[-1]) * 0.9)  # Along the sphere.
-  result = run_cli("generate", "--run", run, "--pitch", 52, "--effect", "reverb", "--latents",
-                   tmp_path / "z.npy", "--out", tmp_path / "again", "--bits", 16, "--png")
+  # The same grid again (one peak gain for all its notes), its latents from the file.
+  result = run_cli("generate", "--run", run, "--pitch", 40, "--pitch", 52, "--effect", "reverb",
+                   "--latents", tmp_path / "z.npy", "--out", tmp_path / "again", "--bits", 16,
+                   "--png")
   assert result.returncode == 0, result.stderr
   for i in range(4):  # Other batches round differently: within one 16-bit step.
     np.testing.assert_allclose(sf.read(tmp_path / "again" / f"52-reverb-v100-z{i}.wav")[0],

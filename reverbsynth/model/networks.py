@@ -55,6 +55,7 @@ class Generator(keras.Model):
     self.config = config
     c = config
     h, w, _ = c.shape(1)
+    self.embed = L.EqualizedDense(c.latent_size, gain=1.0)
     self.dense = L.EqualizedDense(h * w * c.filters(1), gain=math.sqrt(2) / 4)
     self.convs = [[L.EqualizedConv2D(c.filters(1))]] + [
         [L.EqualizedConv2D(c.filters(level)), L.EqualizedConv2D(c.filters(level))]
@@ -68,7 +69,11 @@ class Generator(keras.Model):
   def _features(self, z, pitch, effect, level):
     """Features at `level` [B, H, W, filters] and, for fading, those at level - 1."""
     c = self.config
-    x = L.pixel_norm(ops.concatenate([z, pitch, effect], axis=-1))
+    # The labels' embedding is normalized apart from z: a one-hot label pixel-normalized
+    # together with z holds 1/latent_size of the input's energy, and its weights move
+    # ~lr a step, so that G took thousands of steps to let the pitch matter at all.
+    labels = self.embed(ops.concatenate([pitch, effect], axis=-1))
+    x = ops.concatenate([L.pixel_norm(z), L.pixel_norm(labels)], axis=-1)
     h, w, _ = c.shape(1)
     x = ops.reshape(self.dense(x), (-1, h, w, c.filters(1)))
     x = L.pixel_norm(_act(x))
