@@ -212,3 +212,39 @@ def test_overrides_keep_the_types_of_the_config():
                        ("train.xla=maybe", "takes a bool"), ("model=3", "takes a dict")]:
     with pytest.raises(UserError, match=message):
       config_lib.load("tiny", [bad])
+
+
+def test_ema_half_life_is_a_fraction_of_a_stage():
+  config = config_lib.load("cpu", ["optimizer.ema_half_life=0.05"])
+  per_stage = config["schedule"]["images_per_stage"]
+  for batch in (8, 16, 64):
+    decay = training.ema_decay(config, batch)
+    # After 5 % of a stage's images the EMA holds half of where it started, after a whole
+    # stage (20 half-lives) less than 1e-5 of it, whatever the batch size.
+    assert decay ** (0.05 * per_stage / batch) == pytest.approx(0.5)
+    assert decay ** (per_stage / batch) < 1e-5
+
+
+def test_normalizer_leaves_tanh_headroom(dataset):
+  config = config_lib.load("tiny", ["train.normalizer_margin=0.8"])
+  labels = train_input.Labels.from_manifest(manifest.read(dataset), config)
+  normalizer = train_input.compute_normalizer(str(dataset), config, labels)
+  x = next(iter(train_input.dataset(str(dataset), config, labels, normalizer, 32)))[0].numpy()
+  for channel in range(2):
+    lo, hi = np.percentile(x[..., channel], [0.1, 99.9])
+    assert -0.85 < lo < -0.7 and 0.7 < hi < 0.85, (channel, lo, hi)
+    assert np.mean(np.abs(x[..., channel]) >= 0.999) < 0.001  # Nothing at tanh's limits.
+
+
+def test_each_stage_starts_with_fresh_optimizer_state(tmp_path, dataset):
+  os.environ["REVERBSYNTH_NO_COST_CHECK"] = "1"
+  trainer = training.Trainer(config_lib.load("tiny"), str(dataset), str(tmp_path / "run"))
+  moments = lambda opt: [v.numpy() for v in opt.variables if v.name != "learning_rate"]
+  trainer.train(1, progress=False)  # Stage 0, four steps: Adam's moments fill.
+  assert sum(np.any(m != 0) for m in moments(trainer.g_opt) + moments(trainer.d_opt)) > 10
+  trainer.train(2, progress=False, max_steps=0)  # Enters stage 1, takes no step.
+  assert int(trainer.stage) == 1
+  assert all(np.all(m == 0) for m in moments(trainer.g_opt) + moments(trainer.d_opt))
+  assert trainer.g_opt.learning_rate.numpy() == pytest.approx(0.0008)
+  trainer.train(2, progress=False, max_steps=1)
+  assert int(trainer.g_opt.iterations) == 1  # Bias correction starts over.
