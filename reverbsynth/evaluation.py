@@ -48,7 +48,8 @@ def references(judge: classifier.Judge, audio: np.ndarray) -> dict:
 
 
 def stage_synthesizers(run_dir, synth: synthesis.Synthesizer) -> list:
-  """[(stage index, Synthesizer)] for every stage checkpoint of a run, in order."""
+  """[(stage index, images seen, {"ema": Synthesizer, "raw": Synthesizer})] for every
+  stage checkpoint of a run, in order: the EMA generator and the raw one it averages."""
   directory = os.path.join(run_dir, "checkpoints")
   names = sorted(f[:-len(".index")] for f in os.listdir(directory)
                  if f.startswith("stage-") and f.endswith(".index")) \
@@ -56,13 +57,17 @@ def stage_synthesizers(run_dir, synth: synthesis.Synthesizer) -> list:
   found = []
   for name in names:
     index = int(name.split("-")[1])
-    generator = networks.Generator(synth.model_config)
-    networks.build_generator(generator)
-    ema = training.checkpoint_variables(generator)
-    tf.train.Checkpoint(ema=ema).read(os.path.join(directory, name)).expect_partial()
+    generators = {kind: networks.Generator(synth.model_config) for kind in ("ema", "raw")}
+    for generator in generators.values():
+      networks.build_generator(generator)
+    images = tf.Variable(0, dtype=tf.int64)
+    tf.train.Checkpoint(ema=training.checkpoint_variables(generators["ema"]),
+                        generator=training.checkpoint_variables(generators["raw"]),
+                        images_total=images).read(os.path.join(directory, name)).expect_partial()
     level = schedule.stage(index, synth.model_config.num_levels).level
-    found.append((index, synthesis.Synthesizer(generator, synth.config, synth.labels,
-                                               synth.normalizer, level)))
+    found.append((index, int(images), {
+        kind: synthesis.Synthesizer(g, synth.config, synth.labels, synth.normalizer, level)
+        for kind, g in generators.items()}))
   return found
 
 
@@ -102,19 +107,24 @@ def evaluate(run_dir, data_dir, settings: Settings = Settings(), log=print) -> d
     raise UserError(f"the run was trained on effects {list(synth.labels.effects)} but the "
                     f"dataset has {list(effects)}: evaluate on the dataset it was trained on")
   n = synth.num_samples
-  test = records.read_split(data_dir, "test", n)
+  test = records.read_split(data_dir, "test", n, sample_rate=synth.sample_rate)
   if not len(test["audio"]):
     raise UserError(f"{data_dir} has no test split: rebuild it with --test-fraction > 0")
   judge = classifier.load_or_train(data_dir, synth.config, synth.labels,
                                    settings.classifier_epochs, settings.retrain_classifier,
                                    settings.progress, log)
-  train = records.read_split(data_dir, "train", n, limit=settings.reference_notes)
+  train = records.read_split(data_dir, "train", n, limit=settings.reference_notes,
+                             sample_rate=synth.sample_rate)
   refs = references(judge, train["audio"])
   z = synth.latents(len(test["audio"]), settings.seed)
   sets = [Notes("real (test split)", test["audio"], test["pitch"], test["effect"])]
-  generators = [("generated", synth)]
+  generators, curve = [("generated", synth)], []
   if settings.per_stage:
-    generators += [(f"stage {i + 1}", s) for i, s in stage_synthesizers(run_dir, synth)]
+    for index, images, kinds in stage_synthesizers(run_dir, synth):
+      for kind, stage_synth in kinds.items():
+        name = f"stage {index + 1}" + (" raw" if kind == "raw" else "")
+        generators.append((name, stage_synth))
+        curve.append({"row": name, "stage": index + 1, "images": images, "generator": kind})
   for name, s in generators:
     sets.append(Notes(name, s.audio(z, test["pitch"], test["effect"]), test["pitch"],
                       test["effect"]))
@@ -124,4 +134,4 @@ def evaluate(run_dir, data_dir, settings: Settings = Settings(), log=print) -> d
     rows[notes.name] = score(notes, judge, refs, settings, synth.sample_rate,
                              synth.num_samples - synth.held_samples, effects)
   return {"run": str(run_dir), "data": str(data_dir), "judge_accuracy": judge.accuracy,
-          "rows": rows, "sets": sets, "synth": synth, "judge": judge}
+          "rows": rows, "curve": curve, "sets": sets, "synth": synth, "judge": judge}

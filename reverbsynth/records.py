@@ -12,7 +12,7 @@ import itertools
 import numpy as np
 
 from reverbsynth import example_proto, manifest as manifest_lib, storage, tfrecord
-from reverbsynth.notes.note import NUM_SAMPLES, Note
+from reverbsynth.notes.note import NUM_SAMPLES, Note, resample
 
 
 def encode(note: Note, effect_id: int, effect_str: str, param_names,
@@ -107,14 +107,17 @@ def dataset(data_dir, split: str = "train", shuffle_files: bool = False,
   return records.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def read_split(data_dir, split: str, num_samples: int = NUM_SAMPLES, limit=None) -> dict:
+def read_split(data_dir, split: str, num_samples: int = NUM_SAMPLES, limit=None,
+               sample_rate=None) -> dict:
   """A split (its first `limit` records, if given) in memory, in shard order, without TensorFlow.
 
-  Returns audio float32 [N, num_samples] (cropped), pitch, effect, velocity int [N],
+  Returns audio float32 [N, num_samples] (resampled to `sample_rate` when given, then
+  cropped), pitch, effect, velocity int [N],
   source_note and effect_str str [N]. Shards are in hashed order, so the first
   records are a fair sample. Meant for held-out splits (a few thousand notes).
   """
   manifest = manifest_lib.read(data_dir)
+  rate = manifest["audio"]["sample_rate"]
   columns = {k: [] for k in ("audio", "pitch", "effect", "velocity", "source_note",
                              "effect_str")}
 
@@ -126,7 +129,10 @@ def read_split(data_dir, split: str, num_samples: int = NUM_SAMPLES, limit=None)
   for record in itertools.islice(serialized(), limit):
     record = decode(record)
     for key, column in columns.items():
-      column.append(record[key][:num_samples] if key == "audio" else record[key])
+      if key == "audio":
+        column.append(resample(record[key], rate, sample_rate or rate)[:num_samples])
+      else:
+        column.append(record[key])
   audio = np.stack(columns.pop("audio")) if columns["pitch"] else np.zeros((0, num_samples))
   return {"audio": audio.astype(np.float32),
           **{k: np.asarray(v) for k, v in columns.items()}}

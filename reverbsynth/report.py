@@ -111,6 +111,29 @@ def _metrics_figure(rows: dict, path) -> None:
   plt.close(fig)
 
 
+def _curves_figure(rows: dict, curve: list, effects, path) -> None:
+  """Figures against images seen, one line per generator (EMA, raw), real as a dashed line."""
+  import matplotlib.pyplot as plt
+  real = rows["real (test split)"]
+  tail_gap = lambda r: r["tail_db"].get(effects[-1], np.nan) - r["tail_db"].get(effects[0], np.nan)
+  panels = [("pitch_accuracy", "judge pitch accuracy", lambda r: r["pitch_accuracy"]),
+            ("effect_accuracy", "judge effect accuracy", lambda r: r["effect_accuracy"]),
+            ("f0_within_50_cents", "f0 within 50 cents", lambda r: r["f0_within_50_cents"]),
+            ("tail", f"tail dB, {effects[-1]} - {effects[0]}", tail_gap)]
+  fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2))
+  for ax, (_, title, value) in zip(axes, panels):
+    for kind, style in (("ema", "o-"), ("raw", "s--")):
+      points = [(c["images"], value(rows[c["row"]])) for c in curve if c["generator"] == kind]
+      ax.plot(*zip(*points), style, label=f"{kind} generator", markersize=4)
+    ax.axhline(value(real), color="k", linestyle=":", label="real (test split)")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("images seen")
+  axes[0].legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=80)
+  plt.close(fig)
+
+
 def write(result: dict, out) -> dict:
   """Writes report.json, report.md and PNGs into `out`; returns {file name: path}."""
   import matplotlib
@@ -126,7 +149,14 @@ def write(result: dict, out) -> dict:
       draw(result, tmp)
   with outputs.atomic_path(paths["metrics.png"]) as tmp:
     _metrics_figure(rows, tmp)
-  summary = {k: result[k] for k in ("run", "data", "judge_accuracy", "rows")}
+  curves = ""
+  if result["curve"]:
+    paths["learning-curves.png"] = os.path.join(out, "learning-curves.png")
+    with outputs.atomic_path(paths["learning-curves.png"]) as tmp:
+      _curves_figure(rows, result["curve"], effects, tmp)
+    curves = ("\nLearning curves: each stage checkpoint's EMA and raw generator against "
+              "images seen:\n\n![learning curves](learning-curves.png)\n")
+  summary = {k: result[k] for k in ("run", "data", "judge_accuracy", "rows", "curve")}
   with outputs.atomic_path(paths["report.json"]) as tmp, open(tmp, "w") as f:
     json.dump(summary, f, indent=2)
   judge = result["judge_accuracy"]
@@ -142,7 +172,7 @@ Tail dB: energy of the last second against the whole note, by effect.
 {table(rows, effects)}
 
 ![metrics](metrics.png)
-
+{curves}
 Real (upper) and generated (lower) spectrograms, per effect and pitch:
 
 ![spectrograms](spectrograms.png)

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from reverbsynth import manifest as manifest_lib, spectral
 from reverbsynth.errors import UserError
+from reverbsynth.notes.note import resample
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,9 +109,16 @@ def _examples(data_dir, config: dict, labels: Labels, seed: int, skip: int):
   per_epoch = sum(c for p, c in per_pitch.items() if low <= int(p) <= high)
   first_epoch, within = divmod(skip, max(per_epoch, 1))
 
+  rates = (manifest["audio"]["sample_rate"], config["audio"]["sample_rate"])
+
   def parse(record):
     x = tf.io.parse_single_example(record, spec)
-    return x["audio"][:n], tf.cast(x["pitch"] - low, tf.int32), tf.cast(x["effect"], tf.int32)
+    audio = x["audio"]
+    if rates[0] != rates[1]:  # A config may train at a lower rate than the dataset's.
+      audio = tf.numpy_function(lambda a: resample(a, *rates), [audio], tf.float32,
+                                stateful=False)
+      audio.set_shape([manifest["audio"]["num_samples"] * rates[1] // rates[0]])
+    return audio[:n], tf.cast(x["pitch"] - low, tf.int32), tf.cast(x["effect"], tf.int32)
 
   block = config["train"]["shuffle_buffer"]
   ds = tf.data.Dataset.range(first_epoch, 2 ** 62).flat_map(

@@ -56,7 +56,12 @@ def test_report_has_a_near_ideal_real_row_and_a_poor_model_row(evaluated):
   assert real["f0_within_50_cents"] >= 0.9 > 0.3 > fake["f0_within_50_cents"]
   assert fake["pitch_accuracy"] < 0.5 and fake["pitch_entropy"] > real["pitch_entropy"]
   assert real["tail_db"]["reverb"] > real["tail_db"]["dry"]  # Reverb rings on after note-off.
-  assert "stage 1" in report["rows"]  # --per-stage: the stage checkpoint too.
+  # --per-stage: the stage checkpoint, its EMA and its raw generator, as learning curves.
+  assert "stage 1" in report["rows"] and "stage 1 raw" in report["rows"]
+  assert report["curve"] == [{"row": "stage 1", "stage": 1, "images": 32, "generator": "ema"},
+                             {"row": "stage 1 raw", "stage": 1, "images": 32, "generator": "raw"}]
+  assert (out / "learning-curves.png").stat().st_size > 1000
+  assert report["rows"]["stage 1 raw"] != report["rows"]["stage 1"]
   assert "| real (test split) (" in (out / "report.md").read_text()
   assert "training the judge" in result.stderr
   # Not a terminal: one line for the judge's training instead of a progress bar.

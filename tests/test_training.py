@@ -248,3 +248,20 @@ def test_each_stage_starts_with_fresh_optimizer_state(tmp_path, dataset):
   assert trainer.g_opt.learning_rate.numpy() == pytest.approx(0.0008)
   trainer.train(2, progress=False, max_steps=1)
   assert int(trainer.g_opt.iterations) == 1  # Bias correction starts over.
+
+
+def test_a_config_at_a_lower_rate_reads_the_notes_resampled(dataset):
+  from reverbsynth import records
+  full = records.read_split(dataset, "train", 4096, limit=8)
+  half = records.read_split(dataset, "train", 2048, limit=8, sample_rate=8000)
+  assert half["audio"].shape == (8, 2048) and list(half["pitch"]) == list(full["pitch"])
+  peak_hz = lambda audio, rate: np.abs(np.fft.rfft(audio, axis=-1)).argmax(-1) * rate / audio.shape[-1]
+  np.testing.assert_allclose(peak_hz(half["audio"], 8000), peak_hz(full["audio"], 16000),
+                             atol=8000 / 2048)
+  config = config_lib.load("tiny", ["audio.sample_rate=8000", "audio.num_samples=2048",
+                                    "spectral.nfft=128", "spectral.hop=64",
+                                    "model.start_shape=[8, 16]"])
+  labels = train_input.Labels.from_manifest(manifest.read(dataset), config)
+  normalizer = train_input.compute_normalizer(str(dataset), config, labels)
+  spectra = next(iter(train_input.dataset(str(dataset), config, labels, normalizer, 4)))[0]
+  assert spectra.shape == (4, 32, 64, 2)

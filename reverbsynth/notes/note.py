@@ -60,6 +60,15 @@ def nsynth_names(family: int, source: int, instrument: int, pitch: int,
   return instrument_str, f"{instrument_str}-{pitch:03d}-{velocity:03d}"
 
 
+def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+  """float32 audio [..., S] at `from_rate` -> [..., S * to_rate / from_rate] (soxr, deterministic)."""
+  if from_rate == to_rate:
+    return np.asarray(audio, np.float32)
+  import librosa  # Slow to import; only needed here.
+  return librosa.resample(np.asarray(audio, np.float32), orig_sr=from_rate, target_sr=to_rate,
+                          axis=-1).astype(np.float32)
+
+
 def to_mono(audio: np.ndarray, sample_rate: int) -> tuple:
   """Mono float32 audio at SAMPLE_RATE, and what was done ("downmixed", "resampled")."""
   changes = []
@@ -68,8 +77,7 @@ def to_mono(audio: np.ndarray, sample_rate: int) -> tuple:
     audio = audio.mean(axis=1)
     changes.append("downmixed")
   if sample_rate != SAMPLE_RATE:
-    import librosa  # Slow to import; only needed here.
-    audio = librosa.resample(audio, orig_sr=sample_rate, target_sr=SAMPLE_RATE)
+    audio = resample(audio, sample_rate, SAMPLE_RATE)
     changes.append("resampled")
   return np.ascontiguousarray(audio, np.float32), changes
 
