@@ -6,8 +6,8 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: demo test bench quality system-deps clean
 
-# The default dataset, the CPU config's first DEMO_STAGES stages (2: a few minutes; 11: all,
-# about an hour, the same run continued), then the example song rendered with reverb and dry.
+# The default dataset, the CPU config's first DEMO_STAGES stages (2: a few minutes; 7: all,
+# about 1.5 hours, the same run continued), then the example song rendered with reverb and dry.
 DEMO_STAGES ?= 2
 DEMO_RUN = $${REVERBSYNTH_HOME:-$$HOME/reverbsynth}/runs/cpu-reverb-bass
 demo: $(STAMP)
