@@ -376,7 +376,8 @@ def generate(run, pitches, effects, velocities, seeds, latents_file, interpolate
               help="Seed of the tracks' latents (timbres): the same seed, the same WAV.")
 @click.option("--drums", is_flag=True, help="Play drum tracks too (skipped by default).")
 @click.option("--sample-rate", default=None, type=click.IntRange(8000, 384000),
-              help="Output rate (default: the model's).")
+              help="Output rate (default: the model's, at least 16000: a 4 kHz model is "
+                   "written at 16 kHz).")
 @click.option("--bits", type=click.Choice(["float", "16", "24"]), default="float",
               show_default=True, help="WAV sample format.")
 @click.option("--loudness", default=None, type=float, metavar="DBFS",
@@ -398,7 +399,8 @@ def render(midi_file, run, out, effects, seed, drums, sample_rate, bits, loudnes
   wet = [e for e in synth.labels.effects if e != "dry"]
   plan = midi.plan_effects(effects, tracks, synth.labels.effects, (wet or ["dry"])[0])
   song, summary = midi.render(synth, tracks, plan, seed=seed, drums=drums, progress=progress)
-  rate = sample_rate or synth.sample_rate
+  from reverbsynth.notes.note import SAMPLE_RATE
+  rate = sample_rate or max(synth.sample_rate, SAMPLE_RATE)
   if rate != synth.sample_rate:
     import librosa
     song = librosa.resample(song, orig_sr=synth.sample_rate, target_sr=rate)

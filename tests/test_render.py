@@ -271,3 +271,21 @@ def test_song_picture_of_a_long_song_fits_a_screen(tmp_path, tiny_run, capsys):
   assert 1000 <= width <= 2000 and height >= 600
   err = capsys.readouterr().err  # Not a terminal: one line for the phase, no bar.
   assert re.search(r"^generating: 3 notes in [\d.]+ s", err, re.M) and "\r" not in err
+
+
+def test_a_model_below_16_khz_renders_at_16_khz_by_default(tmp_path, dataset, monkeypatch):
+  from reverbsynth import config as config_lib, training
+  monkeypatch.setenv("REVERBSYNTH_NO_COST_CHECK", "1")
+  config = config_lib.load("tiny", ["audio.sample_rate=8000", "audio.num_samples=2048",
+                                    "spectral.nfft=128", "spectral.hop=64",
+                                    "model.start_shape=[8, 16]"])
+  training.Trainer(config, str(dataset), str(tmp_path / "run")).train(1, progress=False)
+  path = write_midi(tmp_path / "two.mid", [(33, False, "Bass", [(40, 0.0, 0.5, 100),
+                                                                (45, 0.5, 1.0, 100)])])
+  for given, expected in ((None, RATE), (8000, 8000)):
+    out = tmp_path / f"two-{expected}.wav"
+    result = run_cli("render", path, "--run", tmp_path / "run", "--no-progress", "--out", out,
+                     *(["--sample-rate", given] if given else []))
+    assert result.returncode == 0, result.stderr
+    audio, rate = sf.read(out)
+    assert rate == expected and 1.0 < len(audio) / rate < 2.0
