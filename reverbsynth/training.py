@@ -141,6 +141,13 @@ class Trainer:
         raise UserError(f"the dataset's labels {list(labels.effects)} (pitches from "
                         f"{labels.pitch_min}) do not match the run's {list(saved.effects)} "
                         f"(from {saved.pitch_min}): resume with the dataset it was trained on")
+      with open(os.path.join(self.run_dir, "config.yaml")) as f:
+        trained = yaml.safe_load(f)
+      changed = [k for k in ("audio", "spectral", "model") if trained.get(k) != self.config[k]]
+      if changed:
+        raise UserError(f"{self.run_dir} was trained with other {', '.join(changed)} settings "
+                        "than this config's (an older config?): give another --out, or remove "
+                        "that run to start it again")
       return
     with open(os.path.join(self.run_dir, "config.yaml"), "w") as f:
       yaml.safe_dump(self.config, f, sort_keys=False)

@@ -190,6 +190,8 @@ def test_train_bad_inputs(tmp_path, dataset, tiny_run, nsynth_tfrecord):
            "do not match the run's ['dry', 'reverb']")
   assert_refused(run_cli("train", "--data", dataset, "--config", "tiny", "--out", out),
            "already holds a run: give --resume")
+  assert_refused(run_cli("train", "--data", dataset, "--config", "tiny", "--out", out, "--resume",
+                         "model.fmap_max=32"), "was trained with other model settings")
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, dataset):
