@@ -399,11 +399,9 @@ def render(midi_file, run, out, effects, seed, drums, sample_rate, bits, loudnes
   wet = [e for e in synth.labels.effects if e != "dry"]
   plan = midi.plan_effects(effects, tracks, synth.labels.effects, (wet or ["dry"])[0])
   song, summary = midi.render(synth, tracks, plan, seed=seed, drums=drums, progress=progress)
-  from reverbsynth.notes.note import SAMPLE_RATE
+  from reverbsynth.notes.note import SAMPLE_RATE, resample
   rate = sample_rate or max(synth.sample_rate, SAMPLE_RATE)
-  if rate != synth.sample_rate:
-    import librosa
-    song = librosa.resample(song, orig_sr=synth.sample_rate, target_sr=rate)
+  song = resample(song, synth.sample_rate, rate)
   song = midi.normalize(song, loudness)  # Once, at the output rate: its peaks are the WAV's.
   outputs.write_wav(out, song, rate, bits)
   for track in tracks:

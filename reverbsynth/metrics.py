@@ -13,7 +13,7 @@ import warnings
 import librosa
 import numpy as np
 
-from reverbsynth.notes.note import HOLD_SECONDS
+from reverbsynth.notes.note import HOLD_SECONDS, SAMPLE_RATE
 
 
 
@@ -26,7 +26,7 @@ def f0_error_cents(audio: np.ndarray, sample_rate: int, pitches) -> np.ndarray:
   fmin = librosa.midi_to_hz(pitches.min() - 12)
   fmax = min(librosa.midi_to_hz(pitches.max() + 12), sample_rate / 4)
   held = audio[:, :int(HOLD_SECONDS * sample_rate)]
-  frame = 2048 * sample_rate // 16000  # 128 ms frames at any rate.
+  frame = 2048 * sample_rate // SAMPLE_RATE  # 128 ms frames at any rate.
   f0, voiced, _ = librosa.pyin(held, fmin=fmin, fmax=fmax, sr=sample_rate,
                                frame_length=frame, hop_length=frame // 4)
   errors = np.full(len(audio), np.nan)
