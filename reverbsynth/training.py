@@ -207,13 +207,17 @@ class Trainer:
           tf.random.experimental.stateless_fold_in(seed, replica), 8)
       real = self._real_at(real, level, alpha)
       z, fake_pitch, fake_effect = self._fake_inputs(per_replica, seeds[:3])
+      if cfg.projection:  # The penalty's mixes of a real and a fake share their labels.
+        fake_pitch, fake_effect = pitch, effect
       u = tf.random.stateless_uniform([per_replica, 1, 1, 1], seeds[3])
       fake = g(z, fake_pitch, fake_effect, level=level, alpha=alpha)
-      penalty = losses.gradient_penalty(lambda x: d(x, level=level, alpha=alpha)[0],
-                                        real, fake, u, self.normalizer.scale, upsampling)
+      penalty = losses.gradient_penalty(
+          lambda x: losses.critic(d(x, level=level, alpha=alpha), pitch, effect, cfg),
+          real, fake, u, self.normalizer.scale, upsampling)
       d_terms = losses.discriminator_loss(d(real, level=level, alpha=alpha),
                                           d(fake, level=level, alpha=alpha),
-                                          penalty, pitch, effect, cfg)
+                                          penalty, pitch, effect, cfg,
+                                          fake_labels=(fake_pitch, fake_effect))
       apply(self.d_opt, d_terms["d_loss"], d.trainable_variables)
       z, fake_pitch, fake_effect = self._fake_inputs(per_replica, seeds[4:7])
       fake = g(z, fake_pitch, fake_effect, level=level, alpha=alpha)

@@ -3,12 +3,15 @@
 Builds the SoundFont bass set (dry and reverb; every bass program, pitches 24-84),
 trains configs/cpu.yaml on it through the CLI (a rerun resumes), then measures notes
 of the bass range (MIDI 28-55) against held-out real ones:
+  - judge pitch / effect: share of notes that evaluate's judge (a classifier trained on the
+    dataset's training split at the run's spectra) gives the asked pitch / effect;
   - f0 within 50 cents: share of notes whose pYIN f0 is within 50 cents of the asked pitch;
   - tail sign: share of wet/dry pairs whose reverb note keeps more energy in its last second.
 Rows: real held-out notes as they are; the same notes through the config's spectra and
 back (the round trip: what a perfect generator of these spectra could reach); and
 generated notes with the same pitches, one latent per note shared by its dry and wet
-version. Targets: f0 >= 80 % of the round trip's, tail sign >= 90 % of real's.
+version. Targets: judge pitch >= 80 % and judge effect >= 90 % of real's, f0 >= 80 % of
+the round trip's, tail sign >= 90 % of real's. Pitches: the bass range within the run's.
 
   python -m tests.quality [--work DIR] [--stages N] [KEY=VALUE ...]
 """
@@ -23,7 +26,8 @@ import numpy as np
 
 BASS = (28, 55)
 NOTES = 64  # Held-out source notes measured (pYIN is slow): evenly spread over the sorted set.
-TARGETS = {"f0 within 50 cents": ("round trip", 0.8), "tail sign (reverb > dry)": ("real", 0.9)}
+TARGETS = {"judge pitch accuracy": ("real", 0.8), "judge effect accuracy": ("real", 0.9),
+           "f0 within 50 cents": ("round trip", 0.8), "tail sign (reverb > dry)": ("real", 0.9)}
 
 
 def _cli(*args) -> None:
@@ -32,16 +36,17 @@ def _cli(*args) -> None:
   subprocess.run(command, check=True)
 
 
-def real_notes(data_dir, sample_rate: int, num_samples: int, splits=("valid", "test")):
-  """{effect name: audio [N, S]} of held-out bass-range source notes that have every
-  effect, at the run's rate, and their pitches [N]."""
+def real_notes(data_dir, sample_rate: int, num_samples: int, pitches=BASS,
+               splits=("valid", "test")):
+  """{effect name: audio [N, S]} of held-out source notes of MIDI `pitches` (low, high)
+  that have every effect, at the run's rate, and their pitches [N]."""
   from reverbsynth import manifest as manifest_lib, records
   effects = [e["name"] for e in manifest_lib.read(data_dir)["effects"]]
   notes = collections.defaultdict(dict)
   for split in splits:
     held_out = records.read_split(data_dir, split, num_samples, sample_rate=sample_rate)
     for i, source in enumerate(held_out["source_note"]):
-      if BASS[0] <= held_out["pitch"][i] <= BASS[1]:
+      if pitches[0] <= held_out["pitch"][i] <= pitches[1]:
         notes[source][held_out["effect_str"][i]] = (held_out["pitch"][i], held_out["audio"][i])
   complete = [n for _, n in sorted(notes.items()) if set(n) == set(effects)]
   complete = complete[::max(1, len(complete) // NOTES)][:NOTES]
@@ -64,10 +69,14 @@ def generated_notes(synth, pitches, seed: int = 1) -> dict:
   return {e: synth.audio(z, pitches, [e] * len(pitches)) for e in synth.labels.effects}
 
 
-def figures(audio: dict, pitches, sample_rate: int) -> dict:
+def figures(audio: dict, pitches, sample_rate: int, judge) -> dict:
   from reverbsynth import metrics
   every = np.concatenate(list(audio.values()))
+  effects = np.repeat([judge.labels.effects.index(e) for e in audio], len(pitches))
+  accuracy = judge.accuracy_on(every, np.tile(pitches, len(audio)), effects)
   return {
+      "judge pitch accuracy": accuracy["pitch"],
+      "judge effect accuracy": accuracy["effect"],
       "f0 within 50 cents": metrics.pitch_accuracy(every, sample_rate,
                                                    np.tile(pitches, len(audio))),
       "tail sign (reverb > dry)": metrics.tail_sign_share(audio["reverb"], audio["dry"],
@@ -115,14 +124,17 @@ def main(argv=None) -> int:
 
 def evaluate(run_dir, data_dir) -> tuple:
   """(the quality table of the exported generator in `run_dir`, whether targets are met)."""
-  from reverbsynth import synthesis
+  from reverbsynth import classifier, synthesis
   synth = synthesis.load(run_dir)
-  real, pitches = real_notes(data_dir, synth.sample_rate, synth.num_samples)
-  rows = {"real": figures(real, pitches, synth.sample_rate),
-          "round trip": figures(round_trip(synth, real), pitches, synth.sample_rate),
-          "generated": figures(generated_notes(synth, pitches), pitches, synth.sample_rate)}
+  judge = classifier.load_or_train(data_dir, synth.config, synth.labels, progress=False)
+  low, high = max(BASS[0], synth.pitches[0]), min(BASS[1], synth.pitches[-1])
+  real, pitches = real_notes(data_dir, synth.sample_rate, synth.num_samples, (low, high))
+  rows = {"real": figures(real, pitches, synth.sample_rate, judge),
+          "round trip": figures(round_trip(synth, real), pitches, synth.sample_rate, judge),
+          "generated": figures(generated_notes(synth, pitches), pitches, synth.sample_rate,
+                               judge)}
   text, met = table(rows)
-  return (f"\n{run_dir}: SoundFont bass pitches {BASS[0]}..{BASS[1]}, dry + reverb, "
+  return (f"\n{run_dir}: SoundFont bass pitches {low}..{high}, dry + reverb, "
           f"{len(pitches)} held-out source notes:\n\n{text}", met)
 
 

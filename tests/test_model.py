@@ -93,3 +93,20 @@ def test_losses_combine_terms_with_gansynth_weights():
   assert float(d["d_loss"]) == pytest.approx(expected, rel=1e-5)
   g = losses.generator_loss(fake, pitch, effect, cfg)
   assert float(g["g_loss"]) == pytest.approx(1.0 + 10 * (np.log(5) + np.log(3)), rel=1e-5)
+
+
+def test_projection_critic_adds_the_logits_of_the_labels_shown():
+  # A fake that D's pitch head calls "pitch 1" scores higher when shown with pitch 1,
+  # so that D learns to push down that logit on fakes (the auxiliary head alone cannot).
+  cfg = losses.LossConfig(projection=True)
+  fake = (ops.zeros((2, 1)), ops.convert_to_tensor([[0.0, 3.0], [0.0, 3.0]]),
+          ops.convert_to_tensor([[1.0, 0.0], [1.0, 0.0]]))
+  pitch, effect = ops.one_hot([1, 0], 2), ops.one_hot([0, 0], 2)
+  assert np.allclose(losses.critic(fake, pitch, effect, cfg)[:, 0], [4.0, 1.0])
+  assert np.allclose(losses.critic(fake, pitch, effect, losses.LossConfig())[:, 0], [0.0, 0.0])
+  g = losses.generator_loss(fake, pitch, effect, cfg)
+  assert float(g["g_wasserstein"]) == pytest.approx(-2.5)
+  real = (ops.ones((2, 1)),) + fake[1:]
+  d = losses.discriminator_loss(real, fake, 0.0, pitch, effect, cfg,
+                                fake_labels=(ops.one_hot([0, 0], 2), effect))
+  assert float(d["d_wasserstein"]) == pytest.approx(1.0 - 3.5)  # mean(1, 1) - mean(5, 2)
