@@ -121,7 +121,8 @@ def load_or_train(data_dir, config: dict, labels: train_input.Labels, epochs: in
                 callbacks=[_StepProgress(bar)])
   judge = Judge(model, config, labels, normalizer, {})
   test = records.read_split(data_dir, "test", config["audio"]["num_samples"],
-                            sample_rate=config["audio"]["sample_rate"])
+                            sample_rate=config["audio"]["sample_rate"],
+                            pitches=labels.pitch_range)
   judge.accuracy = judge.accuracy_on(test["audio"], test["pitch"], test["effect"])
   os.makedirs(directory, exist_ok=True)
   with outputs.atomic_path(os.path.join(directory, "judge.weights.h5")) as tmp:

@@ -31,7 +31,13 @@ def _latest(given, found, what: str, option: str, maker: str, doing: str):
 
 
 def _run(run, doing: str):
-  from reverbsynth import paths
+  """--run, else the run 'reverbsynth train' exported last, else the generator shipped
+  with the package (said on stderr)."""
+  from reverbsynth import paths, synthesis
+  if run is None and paths.latest_run() is None and synthesis.pretrained():
+    _echo_err(f"{doing} the model shipped with reverbsynth ({synthesis.pretrained()}): no "
+              f"trained run under {paths.home()} ('reverbsynth train' makes one; --run to choose)")
+    return synthesis.pretrained()
   return _latest(run, paths.latest_run(), "trained run", "--run", "train", doing)
 
 
@@ -279,7 +285,7 @@ def train(config_name, data, out, stages, resume, max_steps, progress, overrides
 
 
 def _synthesizer(run):
-  """The Synthesizer of --run, or of the run 'reverbsynth train' exported last."""
+  """The Synthesizer of --run, of the run 'reverbsynth train' exported last, or shipped."""
   from reverbsynth import synthesis
   return synthesis.load(_run(run, "playing the generator of"))
 
@@ -451,6 +457,22 @@ def evaluate(run, data, out, seed, ndb_bins, reference_notes, classifier_epochs,
   click.echo(f"judge held-out accuracy: pitch {result['judge_accuracy']['pitch']:.1%}, "
              f"effect {result['judge_accuracy']['effect']:.1%}")
   click.echo(f"Report: {written['report.md']}")
+
+
+@cli.command("export")
+@click.option("--run", default=None, type=_UserPath(), metavar="DIR",
+              help="A run directory (or its generator/). Default: the latest run.")
+@click.option("--out", required=True, type=_UserPath(), metavar="DIR",
+              help="Directory to write generator.json and the float16 weights into.")
+def export(run, out):
+  """Write a run's generator compactly: float16 weights (half the size), playable anywhere.
+
+    reverbsynth export --run RUN --out my-model && reverbsynth render song.mid --run my-model
+  """
+  from reverbsynth import synthesis
+  _writable_dir(out, "--out")
+  synthesis.save_compact(_synthesizer(run), out)
+  click.echo(f"wrote {out}")
 
 
 @cli.command("effects")

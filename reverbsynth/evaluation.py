@@ -107,14 +107,15 @@ def evaluate(run_dir, data_dir, settings: Settings = Settings(), log=print) -> d
     raise UserError(f"the run was trained on effects {list(synth.labels.effects)} but the "
                     f"dataset has {list(effects)}: evaluate on the dataset it was trained on")
   n = synth.num_samples
-  test = records.read_split(data_dir, "test", n, sample_rate=synth.sample_rate)
+  test = records.read_split(data_dir, "test", n, sample_rate=synth.sample_rate,
+                            pitches=synth.pitches)
   if not len(test["audio"]):
     raise UserError(f"{data_dir} has no test split: rebuild it with --test-fraction > 0")
   judge = classifier.load_or_train(data_dir, synth.config, synth.labels,
                                    settings.classifier_epochs, settings.retrain_classifier,
                                    settings.progress, log)
   train = records.read_split(data_dir, "train", n, limit=settings.reference_notes,
-                             sample_rate=synth.sample_rate)
+                             sample_rate=synth.sample_rate, pitches=synth.pitches)
   refs = references(judge, train["audio"])
   z = synth.latents(len(test["audio"]), settings.seed)
   sets = [Notes("real (test split)", test["audio"], test["pitch"], test["effect"])]

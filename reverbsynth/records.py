@@ -108,8 +108,9 @@ def dataset(data_dir, split: str = "train", shuffle_files: bool = False,
 
 
 def read_split(data_dir, split: str, num_samples: int = NUM_SAMPLES, limit=None,
-               sample_rate=None) -> dict:
-  """A split (its first `limit` records, if given) in memory, in shard order, without TensorFlow.
+               sample_rate=None, pitches=None) -> dict:
+  """A split (its first `limit` records, if given, of MIDI `pitches` (a range) if given) in
+  memory, in shard order, without TensorFlow.
 
   Returns audio float32 [N, num_samples] (resampled to `sample_rate` when given, then
   cropped), pitch, effect, velocity int [N],
@@ -126,8 +127,10 @@ def read_split(data_dir, split: str, num_samples: int = NUM_SAMPLES, limit=None,
       with storage.open_read(path) as f:
         yield from tfrecord.iterate(f)
 
-  for record in itertools.islice(serialized(), limit):
-    record = decode(record)
+  decoded = (decode(r) for r in serialized())
+  if pitches is not None:
+    decoded = (r for r in decoded if r["pitch"] in pitches)
+  for record in itertools.islice(decoded, limit):
     for key, column in columns.items():
       if key == "audio":
         column.append(resample(record[key], rate, sample_rate or rate)[:num_samples])

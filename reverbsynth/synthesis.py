@@ -12,12 +12,15 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from reverbsynth import spectral, train_input
+from reverbsynth import outputs, spectral, train_input
 from reverbsynth.errors import UserError
 from reverbsynth.model import layers as L, networks
 from reverbsynth.notes.note import HOLD_SECONDS, NUM_SAMPLES, SAMPLE_RATE
 
 GENERATOR_DIR = "generator"
+COMPACT_WEIGHTS = "generator.float16.npz"  # save_compact's weights, in generator.weights order.
+# The generator shipped with the package (save_compact of a cpu run; its README says how).
+PRETRAINED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 HELD_FRACTION = HOLD_SECONDS * SAMPLE_RATE / NUM_SAMPLES  # Of a dataset note: 3 s of 4.
 
 
@@ -56,7 +59,7 @@ class Synthesizer:
   @property
   def pitches(self) -> range:
     """The MIDI pitches the model was trained to play."""
-    return range(self.labels.pitch_min, self.labels.pitch_min + self.labels.num_pitches)
+    return self.labels.pitch_range
 
   def pitch_ids(self, pitches) -> np.ndarray:
     """MIDI pitches [N] -> label indices [N]; raises UserError outside the model's range."""
@@ -145,9 +148,37 @@ def load(directory) -> Synthesizer:
     labels = train_input.Labels.from_json(info["labels"])
     generator = networks.Generator(model_config(info["config"], labels))
     networks.build_generator(generator)
-    generator.load_weights(os.path.join(directory, "generator.weights.h5"))
+    compact = os.path.join(directory, COMPACT_WEIGHTS)
+    if os.path.exists(compact):
+      with np.load(compact) as weights:
+        generator.set_weights([weights[f"{i:04d}"].astype(np.float32)
+                               for i in range(len(weights.files))])
+    else:
+      generator.load_weights(os.path.join(directory, "generator.weights.h5"))
   except (OSError, ValueError, KeyError) as e:
     raise UserError(f"the exported generator in {directory} is incomplete or damaged "
                     f"({type(e).__name__}: {e}); export it again by resuming the run") from None
   return Synthesizer(generator, info["config"], labels,
                      train_input.Normalizer.from_json(info["normalizer"]), info["level"])
+
+
+def save_compact(synth: Synthesizer, directory) -> None:
+  """Writes `synth` as a directory that `load` reads: generator.json and the weights in
+  float16 (half the size of the float32 h5; the generator still computes in float32)."""
+  os.makedirs(directory, exist_ok=True)
+  with outputs.atomic_path(os.path.join(directory, COMPACT_WEIGHTS)) as tmp:
+    with open(tmp, "wb") as f:
+      np.savez_compressed(f, **{f"{i:04d}": w.astype(np.float16)
+                                for i, w in enumerate(synth.generator.get_weights())})
+  with outputs.atomic_path(os.path.join(directory, "generator.json")) as tmp:
+    train_input.save_json(tmp, {"config": synth.config, "labels": synth.labels.to_json(),
+                                "normalizer": synth.normalizer.to_json(),
+                                "level": synth.level})
+
+
+def pretrained() -> str | None:
+  """The directory of the generator shipped with the package (or $REVERBSYNTH_PRETRAINED's;
+  empty: none), if it holds one."""
+  directory = os.environ.get("REVERBSYNTH_PRETRAINED", PRETRAINED)
+  return directory if directory and os.path.exists(
+      os.path.join(directory, "generator.json")) else None

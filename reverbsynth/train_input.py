@@ -24,6 +24,11 @@ class Labels:
   num_pitches: int
   effects: tuple  # Names, in label order.
 
+  @property
+  def pitch_range(self) -> range:
+    """The MIDI pitches of the labels."""
+    return range(self.pitch_min, self.pitch_min + self.num_pitches)
+
   def to_json(self) -> dict:
     return {"pitch_min": self.pitch_min, "num_pitches": self.num_pitches,
             "effects": list(self.effects)}

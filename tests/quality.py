@@ -14,6 +14,7 @@ version. Targets: judge pitch >= 80 % and judge effect >= 90 % of real's, f0 >= 
 the round trip's, tail sign >= 90 % of real's. Pitches: the bass range within the run's.
 
   python -m tests.quality [--work DIR] [--stages N] [KEY=VALUE ...]
+  python -m tests.quality --work DIR --curves RUN [RUN ...] [--png PATH]
 """
 
 import argparse
@@ -44,10 +45,10 @@ def real_notes(data_dir, sample_rate: int, num_samples: int, pitches=BASS,
   effects = [e["name"] for e in manifest_lib.read(data_dir)["effects"]]
   notes = collections.defaultdict(dict)
   for split in splits:
-    held_out = records.read_split(data_dir, split, num_samples, sample_rate=sample_rate)
+    held_out = records.read_split(data_dir, split, num_samples, sample_rate=sample_rate,
+                                  pitches=range(pitches[0], pitches[1] + 1))
     for i, source in enumerate(held_out["source_note"]):
-      if pitches[0] <= held_out["pitch"][i] <= pitches[1]:
-        notes[source][held_out["effect_str"][i]] = (held_out["pitch"][i], held_out["audio"][i])
+      notes[source][held_out["effect_str"][i]] = (held_out["pitch"][i], held_out["audio"][i])
   complete = [n for _, n in sorted(notes.items()) if set(n) == set(effects)]
   complete = complete[::max(1, len(complete) // NOTES)][:NOTES]
   audio = {e: np.stack([n[e][1] for n in complete]) for e in effects}
@@ -105,13 +106,75 @@ def table(rows: dict) -> tuple:
   return "\n".join(lines), met
 
 
+def curve(run_dir, data_dir) -> list:
+  """[{"images", "generator", measure: share of its reference}] for each stage checkpoint
+  of a run, its EMA and raw generator; cached in RUN/quality-curve.json."""
+  import json
+  from reverbsynth import classifier, evaluation, synthesis
+  path = os.path.join(run_dir, "quality-curve.json")
+  points = json.load(open(path)) if os.path.exists(path) else []
+  synth = synthesis.load(run_dir)
+  judge = classifier.load_or_train(data_dir, synth.config, synth.labels, progress=False)
+  low, high = max(BASS[0], synth.pitches[0]), min(BASS[1], synth.pitches[-1])
+  real, pitches = real_notes(data_dir, synth.sample_rate, synth.num_samples, (low, high))
+  references = {"real": figures(real, pitches, synth.sample_rate, judge),
+                "round trip": figures(round_trip(synth, real), pitches, synth.sample_rate,
+                                      judge)}
+  done = {(p["images"], p["generator"]) for p in points}
+  for _, images, kinds in evaluation.stage_synthesizers(run_dir, synth):
+    for kind, stage_synth in kinds.items():
+      if (images, kind) in done:
+        continue
+      row = figures(generated_notes(stage_synth, pitches), pitches, synth.sample_rate, judge)
+      points.append({"images": images, "generator": kind, **{
+          m: row[m] / max(references[ref][m], 1e-9) for m, (ref, _) in TARGETS.items()}})
+      print(f"{synth.config['name']} {images} {kind}: "
+            + ", ".join(f"{m} {points[-1][m]:.0%}" for m in TARGETS), flush=True)
+  with open(path + ".tmp", "w") as f:
+    json.dump(points, f, indent=1)
+  os.replace(path + ".tmp", path)
+  return points
+
+
+def curves_figure(curves: dict, path) -> None:
+  """One panel per target: each run's {name: points} share of its reference over images
+  seen (EMA solid, raw dashed), the target as a dotted line."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, axes = plt.subplots(1, len(TARGETS), figsize=(4 * len(TARGETS), 3.4), sharey=True)
+  for ax, (measure, (reference, share)) in zip(axes, TARGETS.items()):
+    for i, (name, points) in enumerate(curves.items()):
+      for kind, style in (("ema", "o-"), ("raw", "s--")):
+        line = sorted((p["images"], p[measure]) for p in points if p["generator"] == kind)
+        if line:
+          ax.plot(*zip(*line), style, color=f"C{i}", markersize=3,
+                  label=name if kind == "ema" else None, alpha=1 if kind == "ema" else 0.5)
+    ax.axhline(share, color="k", linestyle=":")
+    ax.set_title(f"{measure}\n(share of {reference}; target {share:.0%})", fontsize=9)
+    ax.set_xlabel("images seen")
+  axes[0].set_ylabel("generated / reference (EMA solid, raw dashed)")
+  axes[0].legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=80)
+  plt.close(fig)
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--work", default=os.path.join("build", "quality"))
   parser.add_argument("--stages", type=int, default=None)
+  parser.add_argument("--curves", nargs="+", metavar="RUN", default=None,
+                      help="Draw the learning curves of these runs (trained on the --work "
+                           "dataset) into --png instead of training.")
+  parser.add_argument("--png", default=os.path.join("docs", "learning-curves.png"))
   parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
   args = parser.parse_args(argv)
   data_dir, run_dir = os.path.join(args.work, "data"), os.path.join(args.work, "run")
+  if args.curves:
+    curves_figure({_run_name(r): curve(r, data_dir) for r in args.curves}, args.png)
+    print(f"wrote {args.png}")
+    return 0
   if not os.path.exists(os.path.join(data_dir, "manifest.json")):
     _cli("build-dataset", "--effect", "reverb", "--family", "bass", "--out", data_dir,
          "--no-progress")
@@ -136,6 +199,12 @@ def evaluate(run_dir, data_dir) -> tuple:
   text, met = table(rows)
   return (f"\n{run_dir}: SoundFont bass pitches {low}..{high}, dry + reverb, "
           f"{len(pitches)} held-out source notes:\n\n{text}", met)
+
+
+def _run_name(run_dir) -> str:
+  import yaml
+  with open(os.path.join(run_dir, "config.yaml")) as f:
+    return yaml.safe_load(f)["name"]
 
 
 if __name__ == "__main__":

@@ -208,12 +208,27 @@ def test_the_example_song_is_what_its_script_writes(tmp_path):
   assert max(n.end - n.start for n in tracks[1].notes) > 3.0  # Sustained past the hold.
 
 
-def test_without_run_the_latest_exported_run_plays(tmp_path, tiny_run, home):
+def test_without_run_the_latest_exported_run_plays_else_the_shipped_model(tmp_path, tiny_run,
+                                                                         home):
   song = write_midi(tmp_path / "one.mid", [(33, False, "Bass", [(40, 0.0, 0.5, 100)])])
-  assert_refused(run_cli("render", song, "--no-progress"), "no trained run under")
-  import shutil
+  assert_refused(run_cli("render", song, "--no-progress", env={"REVERBSYNTH_PRETRAINED": ""}),
+                 "no trained run under")
+  shipped = tmp_path / "shipped"
+  result = run_cli("export", "--run", tiny_run[0], "--out", shipped)
+  assert result.returncode == 0, result.stderr
+  h5 = (tiny_run[0] / "generator" / "generator.weights.h5").stat().st_size
+  assert (shipped / synthesis.COMPACT_WEIGHTS).stat().st_size < 0.6 * h5  # float16.
+  result = run_cli("render", song, "--no-progress", "--out", tmp_path / "shipped.wav",
+                   env={"REVERBSYNTH_PRETRAINED": str(shipped)})
+  assert result.returncode == 0, result.stderr
+  assert "playing the generator of the model shipped with reverbsynth" in result.stderr
+  assert run_cli("render", song, "--no-progress", "--run", tiny_run[0], "--out",
+                 tmp_path / "run.wav").returncode == 0
+  played, full = sf.read(tmp_path / "shipped.wav")[0], sf.read(tmp_path / "run.wav")[0]
+  assert np.corrcoef(played, full)[0, 1] > 0.99  # The same notes from float16 weights.
+  assert not np.array_equal(played, full)
   shutil.copytree(tiny_run[0] / "generator", home / "runs" / "tiny-fixture" / "generator")
-  result = run_cli("render", song, "--no-progress")
+  result = run_cli("render", song, "--no-progress", env={"REVERBSYNTH_PRETRAINED": str(shipped)})
   assert result.returncode == 0, result.stderr
   assert f"playing the generator of {home / 'runs' / 'tiny-fixture'}" in result.stderr
   assert (tmp_path / "one.wav").is_file()

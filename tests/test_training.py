@@ -259,6 +259,11 @@ def test_a_config_at_a_lower_rate_reads_the_notes_resampled(dataset):
   full = records.read_split(dataset, "train", 4096, limit=8)
   half = records.read_split(dataset, "train", 2048, limit=8, sample_rate=8000)
   assert half["audio"].shape == (8, 2048) and list(half["pitch"]) == list(full["pitch"])
+  some = range(int(np.median(full["pitch"])), 128)  # A model's pitch range: records outside skipped.
+  within = records.read_split(dataset, "train", 4096, pitches=some)
+  every = records.read_split(dataset, "train", 4096)
+  assert 0 < len(within["pitch"]) < len(every["pitch"])
+  np.testing.assert_array_equal(within["audio"], every["audio"][np.isin(every["pitch"], some)])
   peak_hz = lambda audio, rate: np.abs(np.fft.rfft(audio, axis=-1)).argmax(-1) * rate / audio.shape[-1]
   np.testing.assert_allclose(peak_hz(half["audio"], 8000), peak_hz(full["audio"], 16000),
                              atol=8000 / 2048)
