@@ -20,19 +20,21 @@ from reverbsynth.notes.note import HOLD_SECONDS, SAMPLE_RATE
 def f0_error_cents(audio: np.ndarray, sample_rate: int, pitches) -> np.ndarray:
   """Cents [N] from the asked MIDI pitches [N] to the median f0 of audio [N, S] (nan: unvoiced).
 
-  pYIN searches one octave either side of the asked pitches, so octave errors count.
+  pYIN searches one octave either side of each note's asked pitch, so octave errors
+  count (one search per distinct pitch: its Viterbi costs the square of the range).
   """
   pitches = np.asarray(pitches)
-  fmin = librosa.midi_to_hz(pitches.min() - 12)
-  fmax = min(librosa.midi_to_hz(pitches.max() + 12), sample_rate / 4)
   held = audio[:, :int(HOLD_SECONDS * sample_rate)]
   frame = 2048 * sample_rate // SAMPLE_RATE  # 128 ms frames at any rate.
-  f0, voiced, _ = librosa.pyin(held, fmin=fmin, fmax=fmax, sr=sample_rate,
-                               frame_length=frame, hop_length=frame // 4)
   errors = np.full(len(audio), np.nan)
-  for i in range(len(audio)):
-    if voiced[i].any():
-      errors[i] = 1200 * np.log2(np.median(f0[i][voiced[i]]) / librosa.midi_to_hz(pitches[i]))
+  for pitch in np.unique(pitches):
+    rows = np.flatnonzero(pitches == pitch)
+    f0, voiced, _ = librosa.pyin(held[rows], fmin=librosa.midi_to_hz(pitch - 12),
+                                 fmax=min(librosa.midi_to_hz(pitch + 12), sample_rate / 4),
+                                 sr=sample_rate, frame_length=frame, hop_length=frame // 4)
+    for row, f, v in zip(rows, f0, voiced):
+      if v.any():
+        errors[row] = 1200 * np.log2(np.median(f[v]) / librosa.midi_to_hz(pitch))
   return errors
 
 
