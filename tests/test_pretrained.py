@@ -1,0 +1,48 @@
+"""The model shipped in the package plays pitched notes over the bass range, dry and with
+reverb, from its float16 weights of at most 10 MB. (Its reverb tail misses its target:
+README, Results; no test holds it yet.)"""
+
+import os
+
+import librosa
+import numpy as np
+import pytest
+
+from reverbsynth import metrics, synthesis
+
+BASS = np.arange(28, 56)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+  """(directory, Synthesizer) of the model in the package."""
+  directory = synthesis.PRETRAINED
+  assert os.path.exists(os.path.join(directory, "generator.json")), "no model in the package"
+  return directory, synthesis.load(directory)
+
+
+@pytest.fixture(scope="module")
+def notes(shipped):
+  """{effect: audio [28, S]}: one latent per pitch of MIDI 28-55, shared by the effects."""
+  synth = shipped[1]
+  z = synth.latents(len(BASS), seed=0)
+  return {e: synth.audio(z, BASS, [e] * len(BASS)) for e in ("dry", "reverb")}
+
+
+def test_the_shipped_model_is_small_and_covers_the_bass_range(shipped):
+  directory, synth = shipped
+  size = sum(os.path.getsize(os.path.join(directory, f)) for f in os.listdir(directory))
+  assert size <= 10 * 2 ** 20
+  assert set(BASS) <= set(synth.pitches) and {"dry", "reverb"} <= set(synth.labels.effects)
+
+
+def test_the_shipped_model_plays_the_asked_pitch_dry_and_with_reverb(shipped, notes):
+  rate = shipped[1].sample_rate
+  for effect, audio in notes.items():
+    cents = metrics.f0_error_cents(audio, rate, BASS)
+    # Measured when shipped: see the README's Results. Chance in pYIN's +-1 octave window
+    # is ~4 % within 50 cents; an unconditioned pitch would not follow the asked one.
+    assert np.mean(np.abs(np.nan_to_num(cents, nan=1e9)) <= 50) >= 0.5, (effect, cents)
+    f0 = librosa.midi_to_hz(BASS) * 2 ** (np.nan_to_num(cents) / 1200)
+    assert np.corrcoef(np.log(f0), BASS)[0, 1] > 0.9, (effect, cents)
+
