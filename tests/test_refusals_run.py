@@ -144,8 +144,9 @@ def _args(template, places) -> list:
 
 @pytest.mark.parametrize("case", REFUSALS)
 def test_refusal_exits_2_with_one_line_and_leaves_nothing(case, workspace, tmp_path, home,
-                                                          capsys):
+                                                          capsys, monkeypatch):
   template, fragments = REFUSALS[case]
+  monkeypatch.setenv("REVERBSYNTH_PRETRAINED", "")  # "no run": no shipped model to fall back on.
   new = tmp_path / "new"
   places = {k: str(v) for k, v in workspace.items()} | {"new": str(new)}
   roots = [workspace["ws"], workspace["run"], workspace["data"], tmp_path]
