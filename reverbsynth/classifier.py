@@ -21,7 +21,7 @@ from reverbsynth.model import layers as L
 CLASSIFIER_DIR = "classifier"
 EMBEDDING = 128
 MIN_STEPS = 300  # Small datasets still get enough updates.
-VERSION = 1      # Of the architecture and its training: part of the cache key.
+VERSION = 2      # Of the architecture, its training and its test figures: part of the cache key.
 
 
 def build(shape: tuple, num_pitches: int, num_effects: int) -> keras.Model:
