@@ -75,6 +75,8 @@ def test_the_wheel_installs_anywhere_builds_on_a_worker_install_and_trains(tmp_p
                 "print(reverbsynth.__file__, pipelines.__file__, paths.CONFIG_DIR)"],
                cwd=elsewhere, env=env).stdout.split()
   assert all(p.startswith(str(site)) for p in where), where
+  shipped = site / "reverbsynth" / "pretrained"  # The model render plays when no run exists.
+  assert {f.name for f in shipped.iterdir()} >= {"generator.json", "generator.float16.npz"}
   with pytest.raises(subprocess.CalledProcessError):
     subprocess.run([python, "-c", "import tensorflow"], cwd=elsewhere, env=env, check=True,
                    capture_output=True)
