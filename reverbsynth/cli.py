@@ -34,11 +34,13 @@ def _run(run, doing: str):
   """--run, else the run 'reverbsynth train' exported last, else the generator shipped
   with the package (said on stderr)."""
   from reverbsynth import paths, synthesis
-  if run is None and paths.latest_run() is None and synthesis.pretrained():
-    _echo_err(f"{doing} the model shipped with reverbsynth ({synthesis.pretrained()}): no "
-              f"trained run under {paths.home()} ('reverbsynth train' makes one; --run to choose)")
-    return synthesis.pretrained()
-  return _latest(run, paths.latest_run(), "trained run", "--run", "train", doing)
+  found = paths.latest_run()
+  shipped = synthesis.pretrained() if run is None and found is None else None
+  if shipped:
+    _echo_err(f"{doing} the model shipped with reverbsynth ({shipped}): no trained run under "
+              f"{paths.home()} ('reverbsynth train' makes one; --run to choose)")
+    return shipped
+  return _latest(run, found, "trained run", "--run", "train", doing)
 
 
 def _dataset(data, doing: str):
