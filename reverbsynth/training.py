@@ -221,8 +221,11 @@ class Trainer:
       apply(self.d_opt, d_terms["d_loss"], d.trainable_variables)
       z, fake_pitch, fake_effect = self._fake_inputs(per_replica, seeds[4:7])
       fake = g(z, fake_pitch, fake_effect, level=level, alpha=alpha)
+      envelope = losses.envelope_loss(
+          real, fake, effect, fake_effect, self.normalizer.scale[0],
+          self.normalizer.offset[0]) if cfg.envelope else None
       g_terms = losses.generator_loss(d(fake, level=level, alpha=alpha),
-                                      fake_pitch, fake_effect, cfg)
+                                      fake_pitch, fake_effect, cfg, envelope)
       apply(self.g_opt, g_terms["g_loss"], g.trainable_variables)
       return {**d_terms, **g_terms}
 

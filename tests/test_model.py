@@ -1,5 +1,6 @@
 """The progressive networks: shapes at every stage, fade-in continuity, conditioning, losses."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -110,3 +111,45 @@ def test_projection_critic_adds_the_logits_of_the_labels_shown():
   d = losses.discriminator_loss(real, fake, 0.0, pitch, effect, cfg,
                                 fake_labels=(ops.one_hot([0, 0], 2), effect))
   assert float(d["d_wasserstein"]) == pytest.approx(1.0 - 3.5)  # mean(1, 1) - mean(5, 2)
+
+
+def _spectra_with_frame_energies(energies, bins=4):
+  """Spectra [B, T, bins, 2] (scale 1, offset 0) whose frames hold `energies` [B, T]."""
+  log_magnitude = 0.5 * np.log(np.maximum(np.asarray(energies, np.float32), 1e-30) / bins)
+  return np.stack([np.repeat(log_magnitude[..., None], bins, -1),
+                   np.zeros(log_magnitude.shape + (bins,), np.float32)], -1)
+
+
+def test_envelope_loss_compares_the_mean_energy_envelope_of_each_effect():
+  # Reals: a dry note stops after frame 1, a wet one rings on. Fakes: both ring on.
+  real = _spectra_with_frame_energies([[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 0.5, 0.5]])
+  fake = _spectra_with_frame_energies([[1.0, 1.0, 0.5, 0.5], [1.0, 1.0, 0.5, 0.5]])
+  effect = ops.one_hot([0, 1], 2)
+  shares = losses.energy_envelope(real, 1.0, 0.0)
+  assert np.allclose(shares, [[0.5, 0.5, 0, 0], [1 / 3, 1 / 3, 1 / 6, 1 / 6]], atol=1e-6)
+  loss = lambda f, fe=effect: float(losses.envelope_loss(real, f, effect, fe, 1.0, 0.0))
+  assert loss(real) == pytest.approx(0.0, abs=1e-9)
+  # Only the dry note differs: its last two frames by log(1/6 + 1e-6) - log(1e-6), its
+  # first two by log(1/3) - log(1/2); the mean over 4 frames, then over 2 effects.
+  dry = (2 * np.log((1 / 6 + 1e-6) / 1e-6) ** 2 + 2 * np.log((1 / 3 + 1e-6) / (0.5 + 1e-6)) ** 2)
+  assert loss(fake) == pytest.approx(dry / 4 / 2, rel=1e-4)
+  # A fake batch of wet notes only is compared with the wet reals only.
+  assert loss(fake, ops.one_hot([1, 1], 2)) == pytest.approx(0.0, abs=1e-9)
+  g = losses.generator_loss((ops.zeros((2, 1)), ops.zeros((2, 2)), effect * 0), effect, effect,
+                            losses.LossConfig(envelope=2.0), envelope=loss(fake))
+  assert float(g["g_loss"]) == pytest.approx(10 * 2 * np.log(2) + 2 * loss(fake), rel=1e-5)
+
+
+def test_envelope_loss_gradient_silences_a_dry_fakes_release_and_keeps_the_wet_tail():
+  # Descending the loss alone: the ringing dry fake falls silent after its release,
+  # the wet fake keeps its tail. Breaks if the loss compared effects crosswise.
+  real = _spectra_with_frame_energies([[1.0, 1.0, 1e-7, 1e-7], [1.0, 1.0, 0.5, 0.5]])
+  fake = tf.Variable(_spectra_with_frame_energies([[1.0, 1.0, 0.5, 0.5]] * 2))
+  effect = ops.one_hot([0, 1], 2)
+  opt = keras.optimizers.SGD(0.5)
+  for _ in range(200):
+    with tf.GradientTape() as tape:
+      loss = losses.envelope_loss(real, fake, effect, effect, 1.0, 0.0)
+    opt.apply([tape.gradient(loss, fake)], [fake])
+  shares = losses.energy_envelope(fake, 1.0, 0.0).numpy()
+  assert shares[0, 2:].sum() < 1e-4 and shares[1, 2:].sum() == pytest.approx(1 / 3, abs=0.02)

@@ -274,3 +274,17 @@ def test_a_config_at_a_lower_rate_reads_the_notes_resampled(dataset):
   normalizer = train_input.compute_normalizer(str(dataset), config, labels)
   spectra = next(iter(train_input.dataset(str(dataset), config, labels, normalizer, 4)))[0]
   assert spectra.shape == (4, 32, 64, 2)
+
+
+def test_a_step_with_the_projection_critic_and_the_envelope_term(tmp_path, dataset):
+  # cpu.yaml's losses on tiny's model: the envelope term is measured on the step's
+  # batches and enters G's loss with its weight.
+  os.environ["REVERBSYNTH_NO_COST_CHECK"] = "1"
+  config = config_lib.load("tiny", ["loss.projection=true", "loss.envelope=2.0"])
+  trainer = training.Trainer(config, str(dataset), str(tmp_path / "run"))
+  terms = trainer.train(1, progress=False, max_steps=2)
+  assert terms["envelope"] > 0.01  # An untrained generator's envelope is not the data's.
+  assert terms["g_loss"] == pytest.approx(
+      terms["g_wasserstein"] + 10 * (terms["ac_pitch_fake"] + terms["ac_effect_fake"])
+      + 2.0 * terms["envelope"], rel=1e-4, abs=1e-4)
+  assert "loss/envelope" in _scalar_tags(tmp_path / "run" / "logs")
