@@ -14,11 +14,12 @@ version. Targets: judge pitch >= 80 % and judge effect >= 90 % of real's, f0 >= 
 the round trip's, tail sign >= 90 % of real's. Pitches: the bass range within the run's.
 
   python -m tests.quality [--work DIR] [--stages N] [KEY=VALUE ...]
-  python -m tests.quality --work DIR --curves RUN [RUN ...] [--png PATH]
+  python -m tests.quality --work DIR --curves [LABEL=]RUN|CURVE.json ... [--save DIR] [--png PATH]
 """
 
 import argparse
 import collections
+import json
 import os
 import subprocess
 import sys
@@ -109,7 +110,6 @@ def table(rows: dict) -> tuple:
 def curve(run_dir, data_dir) -> list:
   """[{"images", "generator", measure: share of its reference}] for each stage checkpoint
   of a run, its EMA and raw generator; cached in RUN/quality-curve.json."""
-  import json
   from reverbsynth import classifier, evaluation, synthesis
   path = os.path.join(run_dir, "quality-curve.json")
   points = json.load(open(path)) if os.path.exists(path) else []
@@ -164,15 +164,20 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--work", default=os.path.join("build", "quality"))
   parser.add_argument("--stages", type=int, default=None)
-  parser.add_argument("--curves", nargs="+", metavar="RUN", default=None,
-                      help="Draw the learning curves of these runs (trained on the --work "
-                           "dataset) into --png instead of training.")
+  parser.add_argument("--curves", nargs="+", metavar="[LABEL=]RUN|CURVE.json", default=None,
+                      help="Draw learning curves into --png instead of training: of runs "
+                           "trained on the --work dataset (labelled with LABEL, or the "
+                           "config's name), or saved by --save (docs/curves/ holds the "
+                           "README's).")
+  parser.add_argument("--save", metavar="DIR", default=None,
+                      help="With --curves: also save each run's curve as DIR/LABEL.json.")
   parser.add_argument("--png", default=os.path.join("docs", "learning-curves.png"))
   parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
   args = parser.parse_args(argv)
   data_dir, run_dir = os.path.join(args.work, "data"), os.path.join(args.work, "run")
   if args.curves:
-    curves_figure({_run_name(r): curve(r, data_dir) for r in args.curves}, args.png)
+    curves = dict(_curve(spec, data_dir, args.save) for spec in args.curves)
+    curves_figure(curves, args.png)
     print(f"wrote {args.png}")
     return 0
   if not os.path.exists(os.path.join(data_dir, "manifest.json")):
@@ -201,10 +206,25 @@ def evaluate(run_dir, data_dir) -> tuple:
           f"{len(pitches)} held-out source notes:\n\n{text}", met)
 
 
-def _run_name(run_dir) -> str:
-  import yaml
-  with open(os.path.join(run_dir, "config.yaml")) as f:
-    return yaml.safe_load(f)["name"]
+def _curve(spec: str, data_dir, save_dir=None) -> tuple:
+  """(label, points) of a saved curve file {"name", "points"} or of a `[LABEL=]RUN`."""
+  if spec.endswith(".json"):
+    with open(spec) as f:
+      saved = json.load(f)
+    return saved["name"], saved["points"]
+  label, _, run_dir = spec.rpartition("=")
+  if not label:
+    import yaml
+    with open(os.path.join(run_dir, "config.yaml")) as f:
+      label = yaml.safe_load(f)["name"]
+  points = curve(run_dir, data_dir)
+  if save_dir:
+    os.makedirs(save_dir, exist_ok=True)
+    slug = "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-")
+    with open(os.path.join(save_dir, f"{slug}.json"), "w") as f:
+      json.dump({"name": label, "run": os.path.basename(os.path.normpath(run_dir)),
+                 "points": points}, f, indent=1)
+  return label, points
 
 
 if __name__ == "__main__":
