@@ -21,6 +21,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -220,7 +221,7 @@ def _curve(spec: str, data_dir, save_dir=None) -> tuple:
   points = curve(run_dir, data_dir)
   if save_dir:
     os.makedirs(save_dir, exist_ok=True)
-    slug = "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-")
+    slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
     with open(os.path.join(save_dir, f"{slug}.json"), "w") as f:
       json.dump({"name": label, "run": os.path.basename(os.path.normpath(run_dir)),
                  "points": points}, f, indent=1)
