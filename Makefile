@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 .PHONY: demo test bench quality system-deps clean
 
 # The default dataset, the CPU config's first DEMO_STAGES stages (2: about 8 minutes; 5: all,
-# about an hour, the same run continued), then the example song rendered with reverb and dry,
+# about 45 minutes, the same run continued), then the example song rendered with reverb and dry,
 # by that run and by the model shipped in the package (trained on all 5 stages).
 DEMO_STAGES ?= 2
 DEMO_RUN = $${REVERBSYNTH_HOME:-$$HOME/reverbsynth}/runs/cpu-reverb-bass

@@ -1,4 +1,4 @@
-"""Evidence that training learns (`make quality`, about 1.5 hours on 2 CPU cores; not CI).
+"""Evidence that training learns (`make quality`, about an hour on 2 CPU cores; not CI).
 
 Builds the SoundFont bass set (dry and reverb; every bass program, pitches 24-84),
 trains configs/cpu.yaml on it through the CLI (a rerun resumes), then measures notes
