@@ -6,7 +6,7 @@ r"""Beam pipeline: notes -> filter -> effects -> effect-labelled sharded TFRecor
 Runs wherever Beam runs. Locally (the default) it uses every core in separate
 processes; on Dataflow, Flink or Spark, pass that runner's options:
 
-    python -m pipelines.build_dataset --effect reverb --family bass \
+    python -m reverbsynth.pipelines.build_dataset --effect reverb --family bass \
         --out gs://bucket/reverb-bass --runner DataflowRunner --project P \
         --region R --temp_location gs://bucket/tmp \
         --extra_package dist/reverbsynth-0.1.0.tar.gz
@@ -32,13 +32,13 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
 import reverbsynth
-from reverbsynth import manifest as manifest_lib, records
-from reverbsynth.effects import Effect
+from reverbsynth.data import manifest as manifest_lib, records
+from reverbsynth.data.effects import Effect
 from reverbsynth.errors import UserError
-from reverbsynth.notes.filters import NoteFilter
-from reverbsynth.notes.note import NUM_SAMPLES, SAMPLE_RATE, conform
-from reverbsynth.notes.sources import NoteSource, Skipped, SkipNote
-from pipelines import sharded_sink
+from reverbsynth.data.notes.filters import NoteFilter
+from reverbsynth.data.notes.note import NUM_SAMPLES, SAMPLE_RATE, conform
+from reverbsynth.data.notes.sources import NoteSource, Skipped, SkipNote
+from reverbsynth.pipelines import sharded_sink
 
 NAMESPACE = "reverbsynth"
 SKIPPED_EXAMPLES = 20

@@ -21,7 +21,7 @@ import uuid
 import apache_beam as beam
 from apache_beam.io.filesystems import CompressionTypes, FileSystems
 
-from reverbsynth import manifest as manifest_lib, tfrecord
+from reverbsynth.data import manifest as manifest_lib, tfrecord
 
 PROGRESS_DIR = "progress"
 SUMMARY = "summary.json"

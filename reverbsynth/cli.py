@@ -33,7 +33,8 @@ def _latest(given, found, what: str, option: str, maker: str, doing: str):
 def _run(run, doing: str):
   """--run, else the run 'reverbsynth train' exported last, else the generator shipped
   with the package (said on stderr)."""
-  from reverbsynth import paths, synthesis
+  from reverbsynth import paths
+  from reverbsynth.synthesis import synthesizer as synthesis
   found = paths.latest_run()
   shipped = synthesis.pretrained() if run is None and found is None else None
   if shipped:
@@ -110,7 +111,7 @@ def _source(spec):
   glob / directory, or an NSynth json/wav directory (local paths against the
   working directory, ~ expanded)."""
   from reverbsynth import storage
-  from reverbsynth.notes import nsynth, soundfont
+  from reverbsynth.data.notes import nsynth, soundfont
   if spec is None:
     return soundfont.SoundFontSource()
   if spec == "soundfont" or spec.startswith("soundfont:"):
@@ -197,8 +198,9 @@ def build_dataset(ctx, source, effects, keep_dry, randomize, families, sources,
 
     reverbsynth build-dataset --effect reverb --family bass
   """
-  from reverbsynth import effects as effects_lib, manifest, paths, storage
-  from reverbsynth.notes.filters import NoteFilter
+  from reverbsynth.data import effects as effects_lib, manifest
+  from reverbsynth import paths, storage
+  from reverbsynth.data.notes.filters import NoteFilter
   _check_beam_args(ctx.args)
   effects = effects or ("reverb",)
   note_filter = NoteFilter.from_names(families, sources, pitch_min, pitch_max,
@@ -217,7 +219,7 @@ def build_dataset(ctx, source, effects, keep_dry, randomize, families, sources,
       _echo_err("no --source given: rendering notes from the built-in General MIDI "
                 f"SoundFont ({note_source.path})")
 
-  from pipelines import build_dataset as pipeline
+  from reverbsynth.pipelines import build_dataset as pipeline
   plan = pipeline.BuildPlan(
       source=note_source, note_filter=note_filter, effects=vocabulary, out=out,
       seed=seed, max_notes=max_notes, randomize=randomize,
@@ -260,12 +262,13 @@ def train(config_name, data, out, stages, resume, max_steps, progress, overrides
 
     reverbsynth train --stages 8
   """
-  from reverbsynth import config as config_lib, paths
+  from reverbsynth.training import config as config_lib
+  from reverbsynth import paths
   config = config_lib.load(config_name and os.path.expanduser(config_name), overrides)
   data = _dataset(data, "training on")
   out = out or str(paths.default_run_dir(config["name"], data))
   _writable_dir(out, "--out")
-  from reverbsynth import cost, training
+  from reverbsynth.training import cost, loop as training
   from reverbsynth.model import schedule
   levels = config["model"]["num_levels"]
   if stages is not None and stages > schedule.num_stages(levels):
@@ -288,7 +291,7 @@ def train(config_name, data, out, stages, resume, max_steps, progress, overrides
 
 def _synthesizer(run):
   """The Synthesizer of --run, of the run 'reverbsynth train' exported last, or shipped."""
-  from reverbsynth import synthesis
+  from reverbsynth.synthesis import synthesizer as synthesis
   return synthesis.load(_run(run, "playing the generator of"))
 
 
@@ -331,7 +334,7 @@ def generate(run, pitches, effects, velocities, seeds, latents_file, interpolate
     reverbsynth generate --pitch 40 --effect dry --effect reverb --seed 1 --seed 2
   """
   import numpy as np
-  from reverbsynth import midi, outputs, synthesis
+  from reverbsynth.synthesis import songs as midi, outputs, synthesizer as synthesis
   _writable_dir(out, "--out")
   if save_latents:
     _writable_file(save_latents, "--save-latents")
@@ -399,7 +402,7 @@ def render(midi_file, run, out, effects, seed, drums, sample_rate, bits, loudnes
 
     reverbsynth render song.mid --effect bass=reverb --effect dry
   """
-  from reverbsynth import midi, outputs
+  from reverbsynth.synthesis import songs as midi, outputs
   out = out or os.path.splitext(midi_file)[0] + ".wav"
   _writable_file(out, "--out")
   tracks = midi.read(midi_file)
@@ -407,7 +410,7 @@ def render(midi_file, run, out, effects, seed, drums, sample_rate, bits, loudnes
   wet = [e for e in synth.labels.effects if e != "dry"]
   plan = midi.plan_effects(effects, tracks, synth.labels.effects, (wet or ["dry"])[0])
   song, summary = midi.render(synth, tracks, plan, seed=seed, drums=drums, progress=progress)
-  from reverbsynth.notes.note import SAMPLE_RATE, resample
+  from reverbsynth.data.notes.note import SAMPLE_RATE, resample
   rate = sample_rate or max(synth.sample_rate, SAMPLE_RATE)
   song = resample(song, synth.sample_rate, rate)
   song = midi.normalize(song, loudness)  # Once, at the output rate: its peaks are the WAV's.
@@ -446,7 +449,7 @@ def evaluate(run, data, out, seed, ndb_bins, reference_notes, classifier_epochs,
 
     reverbsynth evaluate --run RUN --data DATASET
   """
-  from reverbsynth import evaluation, report
+  from reverbsynth.evaluation import scores as evaluation, report
   run, data = _run(run, "evaluating"), _dataset(data, "against")
   out = out or os.path.join(str(run), "evaluation")
   _writable_dir(out, "--out")
@@ -471,7 +474,7 @@ def export(run, out):
 
     reverbsynth export --run RUN --out my-model && reverbsynth render song.mid --run my-model
   """
-  from reverbsynth import synthesis
+  from reverbsynth.synthesis import synthesizer as synthesis
   _writable_dir(out, "--out")
   synthesis.save_compact(_synthesizer(run), out)
   click.echo(f"wrote {out}")
@@ -480,7 +483,7 @@ def export(run, out):
 @cli.command("effects")
 def list_effects():
   """List effect presets and types with their parameters."""
-  from reverbsynth import effects as effects_lib
+  from reverbsynth.data import effects as effects_lib
   presets = effects_lib.load_presets()
   click.echo("Presets (configs/effects.yaml):")
   for name, preset in presets.items():

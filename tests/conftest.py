@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from reverbsynth.notes import note as note_lib
-from reverbsynth.notes.soundfont import render_note
+from reverbsynth.data.notes import note as note_lib
+from reverbsynth.data.notes.soundfont import render_note
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -51,7 +51,7 @@ def fixture_notes():
 
 
 def _default_sf2():
-  from reverbsynth.notes.soundfont import default_soundfont
+  from reverbsynth.data.notes.soundfont import default_soundfont
   return default_soundfont()
 
 

@@ -43,7 +43,7 @@ def real_notes(data_dir, sample_rate: int, num_samples: int, pitches=BASS,
                splits=("valid", "test")):
   """{effect name: audio [N, S]} of held-out source notes of MIDI `pitches` (low, high)
   that have every effect, at the run's rate, and their pitches [N]."""
-  from reverbsynth import manifest as manifest_lib, records
+  from reverbsynth.data import manifest as manifest_lib, records
   effects = [e["name"] for e in manifest_lib.read(data_dir)["effects"]]
   notes = collections.defaultdict(dict)
   for split in splits:
@@ -73,7 +73,7 @@ def generated_notes(synth, pitches, seed: int = 1) -> dict:
 
 
 def figures(audio: dict, pitches, sample_rate: int, judge) -> dict:
-  from reverbsynth import metrics
+  from reverbsynth.evaluation import metrics
   every = np.concatenate(list(audio.values()))
   effects = np.repeat([judge.labels.effects.index(e) for e in audio], len(pitches))
   accuracy = judge.accuracy_on(every, np.tile(pitches, len(audio)), effects)
@@ -111,7 +111,8 @@ def table(rows: dict) -> tuple:
 def curve(run_dir, data_dir) -> list:
   """[{"images", "generator", measure: share of its reference}] for each stage checkpoint
   of a run, its EMA and raw generator; cached in RUN/quality-curve.json."""
-  from reverbsynth import classifier, evaluation, synthesis
+  from reverbsynth.evaluation import judge as classifier, scores as evaluation
+  from reverbsynth.synthesis import synthesizer as synthesis
   path = os.path.join(run_dir, "quality-curve.json")
   points = json.load(open(path)) if os.path.exists(path) else []
   synth = synthesis.load(run_dir)
@@ -193,7 +194,8 @@ def main(argv=None) -> int:
 
 def evaluate(run_dir, data_dir) -> tuple:
   """(the quality table of the exported generator in `run_dir`, whether targets are met)."""
-  from reverbsynth import classifier, synthesis
+  from reverbsynth.evaluation import judge as classifier
+  from reverbsynth.synthesis import synthesizer as synthesis
   synth = synthesis.load(run_dir)
   judge = classifier.load_or_train(data_dir, synth.config, synth.labels, progress=False)
   low, high = max(BASS[0], synth.pitches[0]), min(BASS[1], synth.pitches[-1])

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from reverbsynth import manifest as manifest_lib, records, tfrecord
+from reverbsynth.data import manifest as manifest_lib, records, tfrecord
 from tests.conftest import REPO, run_cli
 
 SECOND = 16000
@@ -181,7 +181,7 @@ def test_soundfont_default_source_and_default_output(home):
 
 def test_pipeline_module_runs_with_plain_beam_flags(tmp_path, nsynth_tfrecord):
   result = subprocess.run(
-      [sys.executable, "-m", "pipelines.build_dataset", "--source", str(nsynth_tfrecord),
+      [sys.executable, "-m", "reverbsynth.pipelines.build_dataset", "--source", str(nsynth_tfrecord),
        "--out", str(tmp_path / "ds"), "--effect", "phaser", "--no-progress",
        "--runner=DirectRunner", "--direct_running_mode=multi_threading",
        "--direct_num_workers=2"],
@@ -224,10 +224,10 @@ def test_steps_may_run_again_and_only_the_launcher_commits(tmp_path, nsynth_tfre
   """A runner may retry any step: the whole graph run twice on one staging folder makes
   the same summary, no step moves anything into `out`, and commit (after) makes the dataset."""
   import apache_beam as beam
-  from pipelines import build_dataset, sharded_sink
-  from reverbsynth import effects
-  from reverbsynth.notes.filters import NoteFilter
-  from reverbsynth.notes.nsynth import TFRecordSource
+  from reverbsynth.pipelines import build_dataset, sharded_sink
+  from reverbsynth.data import effects
+  from reverbsynth.data.notes.filters import NoteFilter
+  from reverbsynth.data.notes.nsynth import TFRecordSource
   out = tmp_path / "ds"
   plan = build_dataset.BuildPlan(
       source=TFRecordSource(str(nsynth_tfrecord)), note_filter=NoteFilter(),

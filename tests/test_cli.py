@@ -11,7 +11,9 @@ import threading
 
 import pytest
 
-from reverbsynth import cli, effects, outputs
+from reverbsynth import cli
+from reverbsynth.data import effects
+from reverbsynth.synthesis import outputs
 from tests.conftest import run_cli
 
 # What TensorFlow, absl, CUDA and oneDNN print: absl/glog lines and their notices.

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from reverbsynth import effects
+from reverbsynth.data import effects
 from reverbsynth.errors import UserError
-from reverbsynth.notes.note import NUM_SAMPLES, SAMPLE_RATE
+from reverbsynth.data.notes.note import NUM_SAMPLES, SAMPLE_RATE
 
 SECOND = SAMPLE_RATE
 

@@ -6,7 +6,9 @@ import re
 import numpy as np
 import pytest
 
-from reverbsynth import classifier, evaluation, records, synthesis
+from reverbsynth.evaluation import judge as classifier, scores as evaluation
+from reverbsynth.data import records
+from reverbsynth.synthesis import synthesizer as synthesis
 from tests.conftest import assert_refused, run_cli
 
 PITCHES = (40, 47)

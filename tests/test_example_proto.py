@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from reverbsynth import example_proto
+from reverbsynth.data import example_proto
 
 
 def _tf_example(features):

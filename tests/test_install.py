@@ -71,8 +71,8 @@ def test_the_wheel_installs_anywhere_builds_on_a_worker_install_and_trains(tmp_p
   elsewhere.mkdir()
   env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
   env["REVERBSYNTH_HOME"] = str(tmp_path / "home")
-  where = _run([python, "-c", "import reverbsynth, pipelines\nfrom reverbsynth import paths\n"
-                "print(reverbsynth.__file__, pipelines.__file__, paths.CONFIG_DIR)"],
+  where = _run([python, "-c", "import reverbsynth, reverbsynth.pipelines\nfrom reverbsynth import paths\n"
+                "print(reverbsynth.__file__, reverbsynth.pipelines.__file__, paths.CONFIG_DIR)"],
                cwd=elsewhere, env=env).stdout.split()
   assert all(p.startswith(str(site)) for p in where), where
   shipped = site / "reverbsynth" / "pretrained"  # The model render plays when no run exists.
@@ -103,8 +103,9 @@ def test_the_wheel_installs_anywhere_builds_on_a_worker_install_and_trains(tmp_p
 
 def test_the_dataset_pipeline_never_imports_tensorflow():
   """What Beam workers import to build a dataset works without the train extra."""
-  code = ("import sys\nimport pipelines.build_dataset, pipelines.sharded_sink, reverbsynth.cli\n"
-          "import reverbsynth.notes.nsynth, reverbsynth.notes.soundfont, reverbsynth.effects\n"
+  code = ("import sys\nimport reverbsynth.pipelines.build_dataset, reverbsynth.pipelines.sharded_sink\n"
+          "import reverbsynth.cli\n"
+          "import reverbsynth.data.notes.nsynth, reverbsynth.data.notes.soundfont, reverbsynth.data.effects\n"
           f"print(*[m for m in {TRAIN_MODULES} if m in sys.modules])")
   result = _run([sys.executable, "-c", code], cwd=REPO)
   assert result.stdout.strip() == ""

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from conftest import _metadata, run_cli, write_nsynth_tfrecord
-from reverbsynth import config as config_lib, synthesis, train_input, training
+from reverbsynth.training import config as config_lib, inputs as train_input, loop as training
+from reverbsynth.synthesis import synthesizer as synthesis
 
 PITCHES = (48, 84)
 SAMPLE_RATE, WINDOW, PLUCK, NFFT = 16000, 4096, 2400, 128

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from reverbsynth import metrics
+from reverbsynth.evaluation import metrics
 
 RATE = 16000
 

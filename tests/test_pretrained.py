@@ -8,7 +8,8 @@ import librosa
 import numpy as np
 import pytest
 
-from reverbsynth import metrics, synthesis
+from reverbsynth.evaluation import metrics
+from reverbsynth.synthesis import synthesizer as synthesis
 
 BASS = np.arange(28, 56)
 

@@ -155,7 +155,7 @@ def test_refusal_seen_as_a_user_does(workdir, args, fragment):
 
 def test_a_failing_pipeline_is_exit_1_one_line_and_keeps_the_old_dataset(
     workdir, capsys, monkeypatch):
-  from pipelines import build_dataset
+  from reverbsynth.pipelines import build_dataset
 
   def crash(self, note):
     raise RuntimeError("worker crashed")

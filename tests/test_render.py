@@ -11,7 +11,8 @@ import pretty_midi
 import pytest
 import soundfile as sf
 
-from reverbsynth import cli, midi, synthesis
+from reverbsynth import cli
+from reverbsynth.synthesis import songs as midi, synthesizer as synthesis
 from tests.conftest import assert_refused, run_cli
 
 RATE = 16000
@@ -289,7 +290,7 @@ def test_song_picture_of_a_long_song_fits_a_screen(tmp_path, tiny_run, capsys):
 
 
 def test_a_model_below_16_khz_renders_at_16_khz_by_default(tmp_path, dataset, monkeypatch):
-  from reverbsynth import config as config_lib, training
+  from reverbsynth.training import config as config_lib, loop as training
   monkeypatch.setenv("REVERBSYNTH_NO_COST_CHECK", "1")
   config = config_lib.load("tiny", ["audio.sample_rate=8000", "audio.num_samples=2048",
                                     "spectral.nfft=128", "spectral.hop=64",

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from reverbsynth.errors import UserError
-from reverbsynth.notes import nsynth, soundfont
-from reverbsynth.notes.filters import NoteFilter
-from reverbsynth.notes.note import NUM_SAMPLES, conform
-from reverbsynth.notes.sources import NoteRef, Skipped, SkipNote
+from reverbsynth.data.notes import nsynth, soundfont
+from reverbsynth.data.notes.filters import NoteFilter
+from reverbsynth.data.notes.note import NUM_SAMPLES, conform
+from reverbsynth.data.notes.sources import NoteRef, Skipped, SkipNote
 
 
 def test_soundfont_notes_are_held_then_released_and_do_not_depend_on_order():

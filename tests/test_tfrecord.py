@@ -5,7 +5,7 @@ import io
 import pytest
 import tensorflow as tf
 
-from reverbsynth import tfrecord
+from reverbsynth.data import tfrecord
 
 
 def test_framed_records_read_back_in_tensorflow(tmp_path):

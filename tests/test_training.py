@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from reverbsynth import config as config_lib, manifest, synthesis, training, train_input
+from reverbsynth.training import config as config_lib, loop as training, inputs as train_input
+from reverbsynth.data import manifest
+from reverbsynth.synthesis import synthesizer as synthesis
 from reverbsynth.errors import UserError
 from tests.conftest import assert_refused, run_cli
 
@@ -255,7 +257,7 @@ def test_each_stage_starts_with_fresh_optimizer_state(tmp_path, dataset):
 
 
 def test_a_config_at_a_lower_rate_reads_the_notes_resampled(dataset):
-  from reverbsynth import records
+  from reverbsynth.data import records
   full = records.read_split(dataset, "train", 4096, limit=8)
   half = records.read_split(dataset, "train", 2048, limit=8, sample_rate=8000)
   assert half["audio"].shape == (8, 2048) and list(half["pitch"]) == list(full["pitch"])

@@ -24,9 +24,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import psutil
 
-from reverbsynth import example_proto, tfrecord
-from reverbsynth.notes import note as note_lib
-from reverbsynth.notes.soundfont import GM_PROGRAMS, default_soundfont, render_note
+from reverbsynth.data import example_proto, tfrecord
+from reverbsynth.data.notes import note as note_lib
+from reverbsynth.data.notes.soundfont import GM_PROGRAMS, default_soundfont, render_note
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CACHE = REPO / ".bench-cache"

@@ -17,7 +17,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import pretty_midi  # noqa: E402
 
-from reverbsynth import config as config_lib, midi, synthesis, train_input  # noqa: E402
+from reverbsynth.training import config as config_lib, inputs as train_input
+from reverbsynth.synthesis import songs as midi, synthesizer as synthesis
 from reverbsynth.model import networks  # noqa: E402
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "examples" / "bassline.mid"

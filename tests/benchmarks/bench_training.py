@@ -15,7 +15,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["REVERBSYNTH_NO_COST_CHECK"] = "1"
 
-from reverbsynth import config as config_lib, paths, training  # noqa: E402
+from reverbsynth.training import config as config_lib, loop as training
+from reverbsynth import paths
 from reverbsynth.model import schedule  # noqa: E402
 
 INPUT_TARGET = 0.05

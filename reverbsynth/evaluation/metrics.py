@@ -13,7 +13,7 @@ import warnings
 import librosa
 import numpy as np
 
-from reverbsynth.notes.note import HOLD_SECONDS, SAMPLE_RATE
+from reverbsynth.data.notes.note import HOLD_SECONDS, SAMPLE_RATE
 
 
 

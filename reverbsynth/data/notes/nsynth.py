@@ -5,10 +5,11 @@ import json
 import numpy as np
 import soundfile as sf
 
-from reverbsynth import example_proto, storage, tfrecord
+from reverbsynth.data import example_proto, tfrecord
+from reverbsynth import storage
 from reverbsynth.errors import UserError
-from reverbsynth.notes.note import FAMILIES, QUALITIES, SAMPLE_RATE, SOURCES, Note
-from reverbsynth.notes.sources import NoteRef, NoteSource, Skipped, SkipNote
+from reverbsynth.data.notes.note import FAMILIES, QUALITIES, SAMPLE_RATE, SOURCES, Note
+from reverbsynth.data.notes.sources import NoteRef, NoteSource, Skipped, SkipNote
 
 METADATA_FEATURES = ("note_str", "pitch", "velocity", "instrument",
                      "instrument_str", "instrument_family", "instrument_source")

@@ -12,12 +12,10 @@ import os
 
 import numpy as np
 
-from reverbsynth import manifest
+from reverbsynth.data import manifest
 from reverbsynth.errors import UserError
-from reverbsynth.notes.note import (HOLD_SECONDS, NUM_SAMPLES, SAMPLE_RATE,
-                                    VELOCITIES, FAMILIES, SOURCES, Note,
-                                    nsynth_names)
-from reverbsynth.notes.sources import NoteRef, NoteSource, SkipNote
+from reverbsynth.data.notes.note import HOLD_SECONDS, NUM_SAMPLES, SAMPLE_RATE, VELOCITIES, FAMILIES, SOURCES, Note, nsynth_names
+from reverbsynth.data.notes.sources import NoteRef, NoteSource, SkipNote
 
 # General MIDI program -> (family, source). Programs left out (synth pads and
 # effects, percussion, sound effects, orchestra hit) have no NSynth family.

@@ -4,7 +4,7 @@ import dataclasses
 from typing import Optional, Sequence
 
 from reverbsynth.errors import UserError
-from reverbsynth.notes.note import FAMILIES, QUALITIES, SOURCES, Note
+from reverbsynth.data.notes.note import FAMILIES, QUALITIES, SOURCES, Note
 
 DEFAULT_PITCH_RANGE = (24, 84)  # GANSynth's 61 pitches.
 

@@ -15,7 +15,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from reverbsynth import manifest as manifest_lib, outputs, records, spectral, train_input
+from reverbsynth.data import manifest as manifest_lib, records
+from reverbsynth.synthesis import outputs
+from reverbsynth import spectral
+from reverbsynth.training import inputs as train_input
 from reverbsynth.model import layers as L
 
 CLASSIFIER_DIR = "classifier"

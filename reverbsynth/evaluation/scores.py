@@ -13,8 +13,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from reverbsynth import (classifier, manifest as manifest_lib, metrics, records, synthesis,
-                         train_input, training)
+from reverbsynth.evaluation import judge as classifier, metrics
+from reverbsynth.data import manifest as manifest_lib, records
+from reverbsynth.synthesis import synthesizer as synthesis
+from reverbsynth.training import inputs as train_input, loop as training
 from reverbsynth.errors import UserError
 from reverbsynth.model import networks, schedule
 

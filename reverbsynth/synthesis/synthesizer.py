@@ -12,10 +12,12 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from reverbsynth import outputs, spectral, train_input
+from reverbsynth.synthesis import outputs
+from reverbsynth import spectral
+from reverbsynth.training import inputs as train_input
 from reverbsynth.errors import UserError
 from reverbsynth.model import layers as L, networks
-from reverbsynth.notes.note import HOLD_SECONDS, NUM_SAMPLES, SAMPLE_RATE
+from reverbsynth.data.notes.note import HOLD_SECONDS, NUM_SAMPLES, SAMPLE_RATE
 
 GENERATOR_DIR = "generator"
 COMPACT_WEIGHTS = "generator.float16.npz"  # save_compact's weights, in generator.weights order.

@@ -23,7 +23,9 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
-from reverbsynth import manifest as manifest_lib, outputs, synthesis, train_input
+from reverbsynth.data import manifest as manifest_lib
+from reverbsynth.synthesis import outputs, synthesizer as synthesis
+from reverbsynth.training import inputs as train_input
 from reverbsynth.errors import Failure, UserError
 from reverbsynth.model import layers as L, losses, networks, schedule
 

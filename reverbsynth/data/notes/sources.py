@@ -9,7 +9,7 @@ sampled cheaply, and then `load` the audio of the notes that were kept.
 import dataclasses
 from typing import Any, Iterator, Union
 
-from reverbsynth.notes.note import Note
+from reverbsynth.data.notes.note import Note
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,9 +12,10 @@ import json
 import numpy as np
 import tensorflow as tf
 
-from reverbsynth import manifest as manifest_lib, spectral
+from reverbsynth.data import manifest as manifest_lib
+from reverbsynth import spectral
 from reverbsynth.errors import UserError
-from reverbsynth.notes.note import resample
+from reverbsynth.data.notes.note import resample
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,8 +11,9 @@ import itertools
 
 import numpy as np
 
-from reverbsynth import example_proto, manifest as manifest_lib, storage, tfrecord
-from reverbsynth.notes.note import NUM_SAMPLES, Note, resample
+from reverbsynth.data import example_proto, manifest as manifest_lib, tfrecord
+from reverbsynth import storage
+from reverbsynth.data.notes.note import NUM_SAMPLES, Note, resample
 
 
 def encode(note: Note, effect_id: int, effect_str: str, param_names,

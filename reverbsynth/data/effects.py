@@ -29,7 +29,7 @@ import yaml
 
 from reverbsynth import paths, storage
 from reverbsynth.errors import UserError
-from reverbsynth.notes.note import NUM_SAMPLES, SAMPLE_RATE, to_mono
+from reverbsynth.data.notes.note import NUM_SAMPLES, SAMPLE_RATE, to_mono
 
 DRY = "dry"
 # Each note is processed with this much silence after it, so that effects

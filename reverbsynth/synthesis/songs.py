@@ -225,7 +225,7 @@ def render(synth, tracks, effects: dict, seed: int = 0, drums: bool = False,
 
 def _generate(synth, latents, keys, batch_size: int, progress: bool) -> list:
   """Audio [S] for each (track number, pitch, effect) key, generated in batches."""
-  from reverbsynth import outputs
+  from reverbsynth.synthesis import outputs
   out = []
   with outputs.Progress(progress, len(keys), "note", "generating") as bar:
     for i in range(0, len(keys), batch_size):
@@ -247,7 +247,7 @@ def write_png(path, song: np.ndarray, rate: int, tracks, effects: dict, pitches:
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  from reverbsynth import outputs
+  from reverbsynth.synthesis import outputs
   fig, (top, roll) = plt.subplots(2, 1, sharex=True, figsize=(16, 9), dpi=100)
   hop = max(256, -(-len(song) // 2000))  # No more frames than the picture has pixels.
   mel = librosa.feature.melspectrogram(y=song, sr=rate, n_fft=2048, hop_length=hop, n_mels=128)

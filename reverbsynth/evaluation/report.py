@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from reverbsynth import outputs
+from reverbsynth.synthesis import outputs
 
 COLUMNS = [  # (key, heading, format, better)
     ("pitch_accuracy", "pitch acc.", "{:.1%}", "higher"),
