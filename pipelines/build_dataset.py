@@ -6,7 +6,7 @@ r"""Beam pipeline: notes -> filter -> effects -> effect-labelled sharded TFRecor
 Runs wherever Beam runs. Locally (the default) it uses every core in separate
 processes; on Dataflow, Flink or Spark, pass that runner's options:
 
-    python -m reverbsynth.pipelines.build_dataset --effect reverb --family bass \
+    python -m reverbsynth build-dataset --effect reverb --family bass \
         --out gs://bucket/reverb-bass --runner DataflowRunner --project P \
         --region R --temp_location gs://bucket/tmp \
         --extra_package dist/reverbsynth-0.1.0.tar.gz
@@ -32,8 +32,9 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
 import reverbsynth
+from reverbsynth import storage
 from reverbsynth.data import manifest as manifest_lib, records
-from reverbsynth.data.effects import Effect
+from reverbsynth.data.notes import nsynth, soundfont
 from reverbsynth.errors import UserError
 from reverbsynth.data.notes.filters import NoteFilter
 from reverbsynth.data.notes.note import NUM_SAMPLES, SAMPLE_RATE, conform
@@ -194,6 +195,42 @@ def build(p: beam.Pipeline, plan: BuildPlan, staging: str) -> None:
       beam.pvalue.AsSingleton(skipped), num_notes)
 
 
+def source_from_spec(spec) -> NoteSource:
+  """A NoteSource from --source: soundfont[:PATH], an NSynth TFRecord file /
+  glob / directory, or an NSynth json/wav directory (local paths against the
+  working directory, ~ expanded)."""
+  if spec is None:
+    return soundfont.SoundFontSource()
+  if spec == "soundfont" or spec.startswith("soundfont:"):
+    path = spec.partition(":")[2]
+    return soundfont.SoundFontSource(storage.resolve(path) if path else None)
+  spec = storage.resolve(spec)
+  if storage.exists(storage.join(spec, "examples.json")):
+    return nsynth.JsonWavSource(spec)
+  if not storage.exists(spec) and not nsynth.tfrecord_files(spec):
+    raise UserError(f"source {spec!r} does not exist: give an NSynth .tfrecord file, "
+                    "glob or directory, an NSynth json/wav directory, or soundfont[:PATH]")
+  return nsynth.TFRecordSource(spec)
+
+
+def check_beam_args(args) -> None:
+  """Extra arguments go to Beam: one it does not know, or a bad value, is refused here."""
+  parsers = []
+  PipelineOptions([]).get_all_options(add_extra_args_fn=parsers.append)
+
+  def refuse(message):
+    raise UserError(f"bad Beam option: {message}; see 'reverbsynth build-dataset --help'")
+
+  parsers[0].error = refuse  # argparse would print its usage and exit.
+  _, unknown = parsers[0].parse_known_args(list(args))
+  if unknown and unknown[0].startswith("-"):
+    raise UserError(f"unknown option {unknown[0].split('=', 1)[0]} (neither reverbsynth's "
+                    "nor Beam's); see 'reverbsynth build-dataset --help'")
+  if unknown:
+    raise UserError(f"unexpected argument {unknown[0]!r}: build-dataset takes options only; "
+                    "see 'reverbsynth build-dataset --help'")
+
+
 def pipeline_options(beam_args) -> PipelineOptions:
   """Beam options; locally, every core in separate processes, nothing downloaded."""
   args = list(beam_args)
@@ -248,7 +285,7 @@ class _Progress:
   def _count(self) -> int:
     done = 0
     for name in os.listdir(self.directory) if os.path.isdir(self.directory) else ():
-      if not name.endswith(".tmp"):
+      if not name.startswith("."):  # A file being written (storage.atomic_path).
         try:
           with open(os.path.join(self.directory, name)) as f:
             done += int(f.read() or 0)
@@ -361,7 +398,3 @@ def run(plan: BuildPlan, beam_args=(), progress: bool = True,
       os.remove(log_path)
   return built, counters(result)
 
-
-if __name__ == "__main__":
-  from reverbsynth.cli import main
-  main(["build-dataset", *sys.argv[1:]])

@@ -21,6 +21,7 @@ import uuid
 import apache_beam as beam
 from apache_beam.io.filesystems import CompressionTypes, FileSystems
 
+from reverbsynth import storage
 from reverbsynth.data import manifest as manifest_lib, tfrecord
 
 PROGRESS_DIR = "progress"
@@ -41,14 +42,6 @@ def split_of(seed: int, source_note: str, fractions) -> str:
     if u < total:
       return name
   return fractions[-1][0]
-
-
-def _write_json(path: str, data: dict) -> None:
-  """Writes `data` under a temporary name, then renames it to `path`."""
-  tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-  with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-    f.write(manifest_lib.dumps(data).encode())
-  FileSystems.rename([tmp], [path])
 
 
 class WriteParts(beam.DoFn):
@@ -83,11 +76,7 @@ class WriteParts(beam.DoFn):
     if "://" in self.staging or not (force or now - self._last_progress > 1.0):
       return
     self._last_progress = now
-    path = os.path.join(self.staging, PROGRESS_DIR, self._id)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-      f.write(str(self._count))
-    os.replace(path + ".tmp", path)
+    storage.write_text(os.path.join(self.staging, PROGRESS_DIR, self._id), str(self._count))
 
   def process(self, record, num_notes):
     sort_key, source_note, effect_id, pitch, peak, data = record
@@ -208,7 +197,7 @@ class WriteSummary(beam.DoFn):
     log = collections.defaultdict(dict)
     for (kind, reason), n in sorted(events):
       log[kind][reason] = n
-    _write_json(FileSystems.join(self.staging, SUMMARY), {
+    storage.write_json(FileSystems.join(self.staging, SUMMARY), {
         "shards": shards, "log": log, "notes_selected": num_notes,
         "skipped_examples": [{"what": what, "reason": reason}
                              for what, reason in skipped_examples]})
@@ -248,5 +237,5 @@ def commit(out: str, staging: str, header: dict, effect_names: list, splits,
       "shards": [{k: s[k] for k in ("file", "split", "records", "bytes", "sha256")}
                  for s in shards],
   })
-  _write_json(old_manifest, manifest)
+  storage.write_json(old_manifest, manifest)
   return manifest

@@ -34,9 +34,9 @@ def _run(run, doing: str):
   """--run, else the run 'reverbsynth train' exported last, else the generator shipped
   with the package (said on stderr)."""
   from reverbsynth import paths
-  from reverbsynth.synthesis import synthesizer as synthesis
+  from reverbsynth.runs import files
   found = paths.latest_run()
-  shipped = synthesis.pretrained() if run is None and found is None else None
+  shipped = files.pretrained() if run is None and found is None else None
   if shipped:
     _echo_err(f"{doing} the model shipped with reverbsynth ({shipped}): no trained run under "
               f"{paths.home()} ('reverbsynth train' makes one; --run to choose)")
@@ -100,49 +100,20 @@ def cli(verbose):
   build-dataset renders notes through effects into TFRecords; see each
   command's --help.
   """
-  logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                      format="%(name)s: %(message)s")
-  for handler in logging.getLogger().handlers:
-    handler.addFilter(_DropNoise())
+  _show_logs(logging.INFO if verbose else logging.WARNING)
 
 
-def _source(spec):
-  """A NoteSource from --source: soundfont[:PATH], an NSynth TFRecord file /
-  glob / directory, or an NSynth json/wav directory (local paths against the
-  working directory, ~ expanded)."""
-  from reverbsynth import storage
-  from reverbsynth.data.notes import nsynth, soundfont
-  if spec is None:
-    return soundfont.SoundFontSource()
-  if spec == "soundfont" or spec.startswith("soundfont:"):
-    path = spec.partition(":")[2]
-    return soundfont.SoundFontSource(storage.resolve(path) if path else None)
-  spec = storage.resolve(spec)
-  if storage.exists(storage.join(spec, "examples.json")):
-    return nsynth.JsonWavSource(spec)
-  if not storage.exists(spec) and not nsynth.tfrecord_files(spec):
-    raise UserError(f"source {spec!r} does not exist: give an NSynth .tfrecord file, "
-                    "glob or directory, an NSynth json/wav directory, or soundfont[:PATH]")
-  return nsynth.TFRecordSource(spec)
+_progress_option = click.option(
+    "--progress/--no-progress", default=True, show_default=True,
+    help="Progress bars on a terminal; in a log, one line per stage or phase instead.")
+_bits_option = click.option("--bits", type=click.Choice(["float", "16", "24"]), default="float",
+                            show_default=True, help="WAV sample format.")
 
 
-def _check_beam_args(args) -> None:
-  """Extra arguments go to Beam: one it does not know, or a bad value, is refused here."""
-  from apache_beam.options.pipeline_options import PipelineOptions
-  parsers = []
-  PipelineOptions([]).get_all_options(add_extra_args_fn=parsers.append)
-
-  def refuse(message):
-    raise UserError(f"bad Beam option: {message}; see 'reverbsynth build-dataset --help'")
-
-  parsers[0].error = refuse  # argparse would print its usage and exit.
-  _, unknown = parsers[0].parse_known_args(list(args))
-  if unknown and unknown[0].startswith("-"):
-    raise UserError(f"unknown option {unknown[0].split('=', 1)[0]} (neither reverbsynth's "
-                    "nor Beam's); see 'reverbsynth build-dataset --help'")
-  if unknown:
-    raise UserError(f"unexpected argument {unknown[0]!r}: build-dataset takes options only; "
-                    "see 'reverbsynth build-dataset --help'")
+def _run_option(what: str = "A run directory (or its generator/)"):
+  return click.option("--run", default=None, type=_UserPath(), metavar="DIR",
+                      help=f"{what}. Default: the latest run, else the model shipped with "
+                           "reverbsynth.")
 
 
 @cli.command("build-dataset", context_settings={
@@ -165,8 +136,10 @@ def _check_beam_args(args) -> None:
               help="Instrument family to keep, repeatable (bass, keyboard, ...).")
 @click.option("--instrument-source", "sources", multiple=True, metavar="NAME",
               help="acoustic, electronic or synthetic; repeatable.")
-@click.option("--pitch-min", default=24, show_default=True, type=int)
-@click.option("--pitch-max", default=84, show_default=True, type=int)
+@click.option("--pitch-min", default=24, show_default=True, type=int,
+              help="Lowest MIDI pitch to keep.")
+@click.option("--pitch-max", default=84, show_default=True, type=int,
+              help="Highest MIDI pitch to keep.")
 @click.option("--velocity", "velocities", multiple=True, type=int,
               help="MIDI velocity to keep, repeatable (NSynth: 25 50 75 100 127).")
 @click.option("--exclude-quality", "exclude_qualities", multiple=True, metavar="NAME",
@@ -176,16 +149,18 @@ def _check_beam_args(args) -> None:
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of sampling, splits and randomized parameters.")
 @click.option("--valid-fraction", default=0.1, show_default=True,
-              type=click.FloatRange(0, 1))
+              type=click.FloatRange(0, 1),
+              help="Share of source notes (all their effects) in the valid split.")
 @click.option("--test-fraction", default=0.1, show_default=True,
-              type=click.FloatRange(0, 1))
+              type=click.FloatRange(0, 1),
+              help="Share of source notes (all their effects) in the test split.")
 @click.option("--records-per-shard", default=500, show_default=True,
-              type=click.IntRange(min=1))
+              type=click.IntRange(min=1), help="About this many records per TFRecord shard.")
 @click.option("--out", default=None, metavar="DIR",
               help="Output directory (default: $REVERBSYNTH_HOME/datasets/<effects>-<families>, "
                    "where 'reverbsynth train' looks).")
 @click.option("--overwrite", is_flag=True, help="Replace a dataset already in --out.")
-@click.option("--progress/--no-progress", default=True, show_default=True)
+@_progress_option
 @click.pass_context
 def build_dataset(ctx, source, effects, keep_dry, randomize, families, sources,
                   pitch_min, pitch_max, velocities, exclude_qualities, max_notes,
@@ -198,10 +173,11 @@ def build_dataset(ctx, source, effects, keep_dry, randomize, families, sources,
 
     reverbsynth build-dataset --effect reverb --family bass
   """
-  from reverbsynth.data import effects as effects_lib, manifest
   from reverbsynth import paths, storage
+  from reverbsynth.data import effects as effects_lib, manifest
   from reverbsynth.data.notes.filters import NoteFilter
-  _check_beam_args(ctx.args)
+  from reverbsynth.pipelines import build_dataset as pipeline
+  pipeline.check_beam_args(ctx.args)
   effects = effects or ("reverb",)
   note_filter = NoteFilter.from_names(families, sources, pitch_min, pitch_max,
                                       velocities, exclude_qualities)
@@ -212,14 +188,13 @@ def build_dataset(ctx, source, effects, keep_dry, randomize, families, sources,
   local = not storage.is_remote(out)
   if local:
     _writable_dir(out, "--out")
-  note_source = _source(source)
+  note_source = pipeline.source_from_spec(source)
 
   def checked():
     if source is None:
       _echo_err("no --source given: rendering notes from the built-in General MIDI "
                 f"SoundFont ({note_source.path})")
 
-  from reverbsynth.pipelines import build_dataset as pipeline
   plan = pipeline.BuildPlan(
       source=note_source, note_filter=note_filter, effects=vocabulary, out=out,
       seed=seed, max_notes=max_notes, randomize=randomize,
@@ -232,11 +207,6 @@ def build_dataset(ctx, source, effects, keep_dry, randomize, families, sources,
   except pipeline.PipelineFailed as e:
     raise Failure(e) from None
   click.echo(manifest.summary(built, out, counters))
-
-
-_progress_option = click.option(
-    "--progress/--no-progress", default=True, show_default=True,
-    help="Progress bars on a terminal; in a log, one line per stage or phase instead.")
 
 
 @cli.command("train", context_settings={"ignore_unknown_options": False})
@@ -291,8 +261,8 @@ def train(config_name, data, out, stages, resume, max_steps, progress, overrides
 
 def _synthesizer(run):
   """The Synthesizer of --run, of the run 'reverbsynth train' exported last, or shipped."""
-  from reverbsynth.synthesis import synthesizer as synthesis
-  return synthesis.load(_run(run, "playing the generator of"))
+  from reverbsynth.synthesis import synthesizer
+  return synthesizer.load(_run(run, "playing the generator of"))
 
 
 def _file_names(labels) -> dict:
@@ -306,8 +276,7 @@ def _file_names(labels) -> dict:
 
 
 @cli.command("generate")
-@click.option("--run", default=None, type=_UserPath(), metavar="DIR",
-              help="A run directory (or its generator/). Default: the latest run.")
+@_run_option()
 @click.option("--pitch", "pitches", multiple=True, type=int, metavar="MIDI",
               help="MIDI pitch, repeatable. Default: 36 48 60.")
 @click.option("--effect", "effects", multiple=True, metavar="NAME",
@@ -323,9 +292,9 @@ def _file_names(labels) -> dict:
               help="Spherical interpolation in STEPS from the first latent to the second.")
 @click.option("--save-latents", default=None, type=_UserPath(), metavar="FILE.npy",
               help="Write the latents used, to reuse with --latents.")
-@click.option("--out", default="generated", type=_UserPath(), show_default=True, metavar="DIR")
-@click.option("--bits", type=click.Choice(["float", "16", "24"]), default="float",
-              show_default=True, help="WAV sample format.")
+@click.option("--out", default="generated", type=_UserPath(), show_default=True, metavar="DIR",
+              help="Directory for the notes' WAVs, named PITCH-EFFECT-vVELOCITY-zLATENT.wav.")
+@_bits_option
 @click.option("--png", is_flag=True, help="Also write each note's spectrogram as PNG.")
 def generate(run, pitches, effects, velocities, seeds, latents_file, interpolate,
              save_latents, out, bits, png):
@@ -334,7 +303,8 @@ def generate(run, pitches, effects, velocities, seeds, latents_file, interpolate
     reverbsynth generate --pitch 40 --effect dry --effect reverb --seed 1 --seed 2
   """
   import numpy as np
-  from reverbsynth.synthesis import songs as midi, outputs, synthesizer as synthesis
+  from reverbsynth import storage
+  from reverbsynth.synthesis import outputs, synthesizer
   _writable_dir(out, "--out")
   if save_latents:
     _writable_file(save_latents, "--save-latents")
@@ -343,22 +313,15 @@ def generate(run, pitches, effects, velocities, seeds, latents_file, interpolate
   effects = effects or synth.labels.effects
   size = synth.model_config.latent_size
   if latents_file:
-    z = synthesis.load_latents(latents_file, size)
+    z = synthesizer.load_latents(latents_file, size)
   else:
     z = np.concatenate([synth.latents(1, s) for s in seeds or (0,)])
   if interpolate:
     if len(z) < 2:
       raise UserError("--interpolate needs two latents: give two --seed or a --latents file "
                       "with two rows")
-    z = synthesis.slerp(z[0], z[1], interpolate)
-  grid = [(p, e, v, i) for p in pitches for e in effects for v in velocities
-          for i in range(len(z))]
-  synth.pitch_ids(pitches), synth.effect_ids(effects)  # Bad labels fail before any work.
-  audio = synth.audio(z[[g[3] for g in grid]], [g[0] for g in grid], [g[1] for g in grid])
-  audio *= np.array([midi.velocity_gain(g[2]) for g in grid], np.float32)[:, None]
-  peak = np.abs(audio).max() if audio.size else 0.0
-  if peak > midi.PEAK:  # One gain for all: loudness stays comparable across notes.
-    audio *= midi.PEAK / peak
+    z = synthesizer.slerp(z[0], z[1], interpolate)
+  grid, audio = synthesizer.generate_grid(synth, pitches, effects, velocities, z)
   names = _file_names(effects)
   for (p, e, v, i), note in zip(grid, audio):
     name = os.path.join(out, f"{p}-{names[e]}-v{v}-z{i}")
@@ -366,7 +329,7 @@ def generate(run, pitches, effects, velocities, seeds, latents_file, interpolate
     if png:
       outputs.write_png(name + ".png", outputs.audio_image(note, synth.sample_rate))
   if save_latents:
-    with outputs.atomic_path(save_latents) as tmp:
+    with storage.atomic_path(save_latents) as tmp:
       np.save(tmp, z)
   click.echo(f"{len(grid)} notes ({len(pitches)} pitches x {len(effects)} effects x "
              f"{len(velocities)} velocities x {len(z)} latents) in {out}")
@@ -374,8 +337,7 @@ def generate(run, pitches, effects, velocities, seeds, latents_file, interpolate
 
 @cli.command("render")
 @click.argument("midi_file", type=_UserPath(exists=True, dir_okay=False))
-@click.option("--run", default=None, type=_UserPath(), metavar="DIR",
-              help="A run directory (or its generator/). Default: the latest run.")
+@_run_option()
 @click.option("--out", default=None, type=_UserPath(), metavar="FILE.wav",
               help="Output WAV. Default: the MIDI file's name with .wav, beside it.")
 @click.option("--effect", "effects", multiple=True, metavar="[TRACK=]NAME",
@@ -389,8 +351,7 @@ def generate(run, pitches, effects, velocities, seeds, latents_file, interpolate
 @click.option("--sample-rate", default=None, type=click.IntRange(8000, 384000),
               help="Output rate (default: the model's, at least 16000: a 4 kHz model is "
                    "written at 16 kHz).")
-@click.option("--bits", type=click.Choice(["float", "16", "24"]), default="float",
-              show_default=True, help="WAV sample format.")
+@_bits_option
 @click.option("--loudness", default=None, type=float, metavar="DBFS",
               help="Target RMS level in dBFS (peaks still stay below -1 dBFS).")
 @click.option("--png", is_flag=True,
@@ -402,43 +363,36 @@ def render(midi_file, run, out, effects, seed, drums, sample_rate, bits, loudnes
 
     reverbsynth render song.mid --effect bass=reverb --effect dry
   """
-  from reverbsynth.synthesis import songs as midi, outputs
+  from reverbsynth.synthesis import songs
   out = out or os.path.splitext(midi_file)[0] + ".wav"
   _writable_file(out, "--out")
-  tracks = midi.read(midi_file)
-  synth = _synthesizer(run)
-  wet = [e for e in synth.labels.effects if e != "dry"]
-  plan = midi.plan_effects(effects, tracks, synth.labels.effects, (wet or ["dry"])[0])
-  song, summary = midi.render(synth, tracks, plan, seed=seed, drums=drums, progress=progress)
-  from reverbsynth.data.notes.note import SAMPLE_RATE, resample
-  rate = sample_rate or max(synth.sample_rate, SAMPLE_RATE)
-  song = resample(song, synth.sample_rate, rate)
-  song = midi.normalize(song, loudness)  # Once, at the output rate: its peaks are the WAV's.
-  outputs.write_wav(out, song, rate, bits)
+  songs.read(midi_file)  # A bad MIDI file is refused before the model loads.
+  tracks, plan, summary, image = songs.render_file(
+      midi_file, _synthesizer(run), out, effects, seed, drums, sample_rate, bits, loudness, png,
+      progress)
   for track in tracks:
     played = "skipped (drums; --drums plays them)" if track.is_drum and not drums \
         else plan[track.number]
     click.echo(f"  track {track.describe()}: {played}")
   click.echo(f"{out}: {summary.line()}")
-  if png:
-    image = os.path.splitext(out)[0] + ".png"
-    midi.write_png(image, song, rate, tracks, plan, synth.pitches, drums)
+  if image:
     click.echo(f"{image}: spectrogram and notes")
 
 
 @cli.command("evaluate")
-@click.option("--run", default=None, type=_UserPath(), metavar="DIR",
-              help="A run directory. Default: the latest run.")
+@_run_option("A run directory")
 @click.option("--data", default=None, type=_UserPath(), metavar="DIR",
               help="The dataset it was trained on (its test split is the real reference). "
                    "Default: the one build-dataset wrote last.")
 @click.option("--out", default=None, type=_UserPath(), metavar="DIR",
-              help="Report directory. Default: RUN/evaluation.")
+              help="Report directory. Default: RUN/scores.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the latents.")
-@click.option("--ndb-bins", default=50, show_default=True, type=click.IntRange(min=2))
+@click.option("--ndb-bins", default=50, show_default=True, type=click.IntRange(min=2),
+              help="k-means bins of the NDB (number of statistically different bins) score.")
 @click.option("--reference-notes", default=2000, show_default=True, type=click.IntRange(min=10),
               help="Training notes for the Frechet and NDB references.")
-@click.option("--classifier-epochs", default=5, show_default=True, type=click.IntRange(min=1))
+@click.option("--classifier-epochs", default=5, show_default=True, type=click.IntRange(min=1),
+              help="Epochs to train the judge (the pitch and effect classifier) for.")
 @click.option("--retrain-classifier", is_flag=True,
               help="Train the judge again instead of using the one cached in the dataset.")
 @click.option("--per-stage", is_flag=True, help="Also score every stage checkpoint of the run.")
@@ -449,14 +403,15 @@ def evaluate(run, data, out, seed, ndb_bins, reference_notes, classifier_epochs,
 
     reverbsynth evaluate --run RUN --data DATASET
   """
-  from reverbsynth.evaluation import scores as evaluation, report
+  from reverbsynth.evaluation import scores, report
   run, data = _run(run, "evaluating"), _dataset(data, "against")
   out = out or os.path.join(str(run), "evaluation")
   _writable_dir(out, "--out")
-  settings = evaluation.Settings(seed, ndb_bins, reference_notes, classifier_epochs,
+  settings = scores.Settings(seed, ndb_bins, reference_notes, classifier_epochs,
                                  retrain_classifier, per_stage, progress)
-  result = evaluation.evaluate(str(run), str(data), settings,
-                               log=lambda m: _echo_err(m) if progress else None)
+  if not progress:
+    logging.getLogger("reverbsynth").setLevel(logging.WARNING)
+  result = scores.evaluate(str(run), str(data), settings)
   written = report.write(result, out)
   click.echo(report.table(result["rows"], result["synth"].labels.effects))
   click.echo(f"judge held-out accuracy: pitch {result['judge_accuracy']['pitch']:.1%}, "
@@ -465,8 +420,7 @@ def evaluate(run, data, out, seed, ndb_bins, reference_notes, classifier_epochs,
 
 
 @cli.command("export")
-@click.option("--run", default=None, type=_UserPath(), metavar="DIR",
-              help="A run directory (or its generator/). Default: the latest run.")
+@_run_option()
 @click.option("--out", required=True, type=_UserPath(), metavar="DIR",
               help="Directory to write generator.json and the float16 weights into.")
 def export(run, out):
@@ -474,9 +428,13 @@ def export(run, out):
 
     reverbsynth export --run RUN --out my-model && reverbsynth render song.mid --run my-model
   """
-  from reverbsynth.synthesis import synthesizer as synthesis
+  from reverbsynth.runs import files
   _writable_dir(out, "--out")
-  synthesis.save_compact(_synthesizer(run), out)
+  foreign = set(os.listdir(out) if os.path.isdir(out) else ()) - files.EXPORT_FILES
+  if foreign:
+    raise UserError(f"--out {out} holds other files ({sorted(foreign)[0]}, ...); export "
+                    "replaces the directory as a whole: give a new or empty one")
+  files.write_generator(out, _synthesizer(run), float16=True)
   click.echo(f"wrote {out}")
 
 
@@ -497,11 +455,38 @@ def list_effects():
     click.echo(f"  {name:<14} {ranges}")
 
 
-class _DropNoise(logging.Filter):
-  """Drops a warning Beam logs at import on every machine without GCP extras."""
+class _Stderr(logging.StreamHandler):
+  """Log lines to sys.stderr as it is at each line, 'reverbsynth: ...' for the package's own;
+  less a warning Beam logs at import on every machine without GCP extras."""
+
+  def __init__(self):
+    super().__init__()
+    self.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+
+  @property
+  def stream(self):
+    return sys.stderr
+
+  @stream.setter
+  def stream(self, _):
+    pass
 
   def filter(self, record):
     return not record.getMessage().startswith("apitools not found")
+
+  def format(self, record):
+    if record.name.split(".")[0] == "reverbsynth":
+      return f"reverbsynth: {record.getMessage()}"
+    return super().format(record)
+
+
+def _show_logs(libraries: int) -> None:
+  """The package's messages (logging, INFO and above) on stderr; the libraries' at `libraries`."""
+  root = logging.getLogger()
+  if not any(isinstance(h, _Stderr) for h in root.handlers):
+    root.addHandler(_Stderr())
+  root.setLevel(libraries)
+  logging.getLogger("reverbsynth").setLevel(logging.INFO)
 
 
 # A line of the C++ libraries under TensorFlow (absl/glog format: severity I, W or E, date,

@@ -187,3 +187,23 @@ class Spectral:
     """[B, T, F, 2] (IF-Mel, or linear) -> audio float32 [B, N]."""
     linear = self.mel_to_linear(spectra) if self.config.mel else spectra
     return self.istft(self.linear_to_stft(linear))
+
+
+@dataclasses.dataclass(frozen=True)
+class Normalizer:
+  """Per-channel affine map of spectra to about [-1, 1]: x * scale + offset, clipped."""
+  scale: tuple
+  offset: tuple
+
+  def normalize(self, spectra):
+    return tf.clip_by_value(spectra * self.scale + self.offset, -1.0, 1.0)
+
+  def denormalize(self, spectra):
+    return (spectra - np.asarray(self.offset, np.float32)) / np.asarray(self.scale, np.float32)
+
+  def to_json(self) -> dict:
+    return {"scale": list(self.scale), "offset": list(self.offset)}
+
+  @classmethod
+  def from_json(cls, data: dict) -> "Normalizer":
+    return cls(tuple(data["scale"]), tuple(data["offset"]))

@@ -1,11 +1,18 @@
-"""Paths that may be local or remote (gs://, s3://, hdfs://, ...).
+"""Files that may be local or remote (gs://, s3://, hdfs://, ...), and the one way to write
+them: complete or not there at all (a temporary name beside the target, renamed when done).
 
 Local paths use the standard library; remote ones go through Apache Beam's
 FileSystems, so that sources and outputs work on Dataflow, Flink and Spark.
 """
 
+import contextlib
 import glob as glob_lib
+import hashlib
+import json
 import os
+import shutil
+import tempfile
+import uuid
 
 
 def is_remote(path) -> bool:
@@ -57,3 +64,83 @@ def is_dir(path) -> bool:
 
 def basename(path) -> str:
   return str(path).rstrip("/").rsplit("/", 1)[-1]
+
+
+def sha256(path) -> str:
+  """Hex digest of a file's bytes."""
+  digest = hashlib.sha256()
+  with open_read(path) as f:
+    while chunk := f.read(1 << 20):
+      digest.update(chunk)
+  return digest.hexdigest()
+
+
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+  """Yields a temporary local name beside `path`; renames it to `path` only if the block
+  succeeds (for libraries that write to a file name: soundfile, Keras, numpy)."""
+  path = os.fspath(path)
+  directory, name = os.path.split(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  suffix = name[name.find("."):] if "." in name else ""  # Whole: Keras wants .weights.h5.
+  fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=suffix, dir=directory)
+  os.close(fd)
+  try:
+    yield tmp
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a finished file is not.
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+@contextlib.contextmanager
+def atomic_dir(directory):
+  """Yields an empty local directory beside `directory`; when the block succeeds it replaces
+  `directory` (and what it held) as a whole."""
+  directory = os.path.abspath(os.fspath(directory))
+  tmp = f"{directory}.tmp"
+  shutil.rmtree(tmp, ignore_errors=True)
+  os.makedirs(tmp)
+  try:
+    yield tmp
+    old = f"{directory}.old"
+    if os.path.isdir(directory):
+      os.replace(directory, old)
+    os.replace(tmp, directory)
+    shutil.rmtree(old, ignore_errors=True)
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_text(path, text: str) -> None:
+  """Writes `text` (UTF-8) to a local or remote `path`, complete or not at all."""
+  if not is_remote(path):
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+      f.write(text)
+    return
+  from apache_beam.io.filesystems import CompressionTypes
+  tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+  with _filesystems().create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+    f.write(text.encode())
+  _filesystems().rename([tmp], [str(path)])
+
+
+def dumps_json(data) -> str:
+  """The JSON text of every file reverbsynth writes: indented, keys sorted, a final newline."""
+  return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def write_json(path, data) -> None:
+  write_text(path, dumps_json(data))
+
+
+def read_json(path):
+  with open_read(path) as f:
+    return json.load(f)

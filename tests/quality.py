@@ -111,11 +111,11 @@ def table(rows: dict) -> tuple:
 def curve(run_dir, data_dir) -> list:
   """[{"images", "generator", measure: share of its reference}] for each stage checkpoint
   of a run, its EMA and raw generator; cached in RUN/quality-curve.json."""
-  from reverbsynth.evaluation import judge as classifier, scores as evaluation
-  from reverbsynth.synthesis import synthesizer as synthesis
+  from reverbsynth.evaluation import judge as classifier, scores
+  from reverbsynth.synthesis import synthesizer
   path = os.path.join(run_dir, "quality-curve.json")
   points = json.load(open(path)) if os.path.exists(path) else []
-  synth = synthesis.load(run_dir)
+  synth = synthesizer.load(run_dir)
   judge = classifier.load_or_train(data_dir, synth.config, synth.labels, progress=False)
   low, high = max(BASS[0], synth.pitches[0]), min(BASS[1], synth.pitches[-1])
   real, pitches = real_notes(data_dir, synth.sample_rate, synth.num_samples, (low, high))
@@ -123,7 +123,7 @@ def curve(run_dir, data_dir) -> list:
                 "round trip": figures(round_trip(synth, real), pitches, synth.sample_rate,
                                       judge)}
   done = {(p["images"], p["generator"]) for p in points}
-  for _, images, kinds in evaluation.stage_synthesizers(run_dir, synth):
+  for _, images, kinds in scores.stage_synthesizers(run_dir, synth):
     for kind, stage_synth in kinds.items():
       if (images, kind) in done:
         continue
@@ -195,8 +195,8 @@ def main(argv=None) -> int:
 def evaluate(run_dir, data_dir) -> tuple:
   """(the quality table of the exported generator in `run_dir`, whether targets are met)."""
   from reverbsynth.evaluation import judge as classifier
-  from reverbsynth.synthesis import synthesizer as synthesis
-  synth = synthesis.load(run_dir)
+  from reverbsynth.synthesis import synthesizer
+  synth = synthesizer.load(run_dir)
   judge = classifier.load_or_train(data_dir, synth.config, synth.labels, progress=False)
   low, high = max(BASS[0], synth.pitches[0]), min(BASS[1], synth.pitches[-1])
   real, pitches = real_notes(data_dir, synth.sample_rate, synth.num_samples, (low, high))

@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 
+from reverbsynth import storage
 from reverbsynth.data import manifest as manifest_lib, records, tfrecord
 from tests.conftest import REPO, run_cli
 
@@ -100,7 +101,7 @@ def test_manifest_checksums_match_the_shards(built):
   out, manifest = built
   for shard in manifest["shards"]:
     path = os.path.join(out, shard["file"])
-    assert manifest_lib.sha256(path) == shard["sha256"]
+    assert storage.sha256(path) == shard["sha256"]
     assert os.path.getsize(path) == shard["bytes"]
   manifest_lib.verify(out)
   names = sorted(s["file"] for s in manifest["shards"])
@@ -181,7 +182,7 @@ def test_soundfont_default_source_and_default_output(home):
 
 def test_pipeline_module_runs_with_plain_beam_flags(tmp_path, nsynth_tfrecord):
   result = subprocess.run(
-      [sys.executable, "-m", "reverbsynth.pipelines.build_dataset", "--source", str(nsynth_tfrecord),
+      [sys.executable, "-m", "reverbsynth", "build-dataset", "--source", str(nsynth_tfrecord),
        "--out", str(tmp_path / "ds"), "--effect", "phaser", "--no-progress",
        "--runner=DirectRunner", "--direct_running_mode=multi_threading",
        "--direct_num_workers=2"],

@@ -13,7 +13,7 @@ import pytest
 
 from reverbsynth import cli
 from reverbsynth.data import effects
-from reverbsynth.synthesis import outputs
+from reverbsynth.progress import Progress
 from tests.conftest import run_cli
 
 # What TensorFlow, absl, CUDA and oneDNN print: absl/glog lines and their notices.
@@ -78,7 +78,7 @@ class _Terminal(io.StringIO):
 def test_progress_is_a_bar_on_a_terminal_and_a_line_per_phase_in_a_log(monkeypatch, stream):
   for enabled in (True, False):
     monkeypatch.setattr(sys, "stderr", stream())
-    with outputs.Progress(enabled, 8, "note", "first") as bar:
+    with Progress(enabled, 8, "note", "first") as bar:
       for i in range(8):
         bar.update(1, "first" if i < 3 else "second", loss=0.25)
     text = sys.stderr.getvalue()

@@ -1,6 +1,7 @@
 """`evaluate`: real held-out notes score near-ideal, noise and an untrained generator poorly."""
 
 import json
+import logging
 import re
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 
 from reverbsynth.evaluation import judge as classifier, scores as evaluation
 from reverbsynth.data import records
-from reverbsynth.synthesis import synthesizer as synthesis
+from reverbsynth.synthesis import synthesizer
 from tests.conftest import assert_refused, run_cli
 
 PITCHES = (40, 47)
@@ -73,10 +74,11 @@ def test_report_has_a_near_ideal_real_row_and_a_poor_model_row(evaluated):
 
 
 def test_white_noise_scores_poorly_and_the_judge_is_cached(evaluated, early_run,
-                                                           soundfont_dataset):
-  synth = synthesis.load(early_run)
-  judge = classifier.load_or_train(str(soundfont_dataset), synth.config, synth.labels, 3,
-                                   log=lambda m: pytest.fail(f"retrained: {m}"))
+                                                           soundfont_dataset, caplog):
+  synth = synthesizer.load(early_run)
+  with caplog.at_level(logging.INFO, "reverbsynth"):
+    judge = classifier.load_or_train(str(soundfont_dataset), synth.config, synth.labels, 3)
+  assert not caplog.messages, f"retrained: {caplog.messages}"
   test = records.read_split(soundfont_dataset, "test", synth.num_samples)
   settings = evaluation.Settings(ndb_bins=10)
   train = records.read_split(soundfont_dataset, "train", synth.num_samples)

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import _metadata, run_cli, write_nsynth_tfrecord
 from reverbsynth.training import config as config_lib, inputs as train_input, loop as training
-from reverbsynth.synthesis import synthesizer as synthesis
+from reverbsynth.synthesis import synthesizer
 
 PITCHES = (48, 84)
 SAMPLE_RATE, WINDOW, PLUCK, NFFT = 16000, 4096, 2400, 128
@@ -94,7 +94,7 @@ def test_generator_learns_the_asked_pitch_and_the_reverb_tail(tmp_path, toy, mon
   data, config = toy
   run = tmp_path / "run"
   training.Trainer(config, str(data), str(run)).train(5, progress=False)
-  synth = synthesis.load(run / "generator")
+  synth = synthesizer.load(run / "generator")
   margin, tail_score = _scores(synth)
   real = _real_margins(data, synth)
   # Every note louder at the asked pitch than at the other, on average by at least half

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from reverbsynth.evaluation import metrics
-from reverbsynth.synthesis import synthesizer as synthesis
+from reverbsynth.runs import files
+from reverbsynth.synthesis import synthesizer
 
 BASS = np.arange(28, 56)
 
@@ -17,9 +18,9 @@ BASS = np.arange(28, 56)
 @pytest.fixture(scope="module")
 def shipped():
   """(directory, Synthesizer) of the model in the package."""
-  directory = synthesis.PRETRAINED
+  directory = files.PRETRAINED
   assert os.path.exists(os.path.join(directory, "generator.json")), "no model in the package"
-  return directory, synthesis.load(directory)
+  return directory, synthesizer.load(directory)
 
 
 @pytest.fixture(scope="module")

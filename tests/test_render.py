@@ -12,7 +12,8 @@ import pytest
 import soundfile as sf
 
 from reverbsynth import cli
-from reverbsynth.synthesis import songs as midi, synthesizer as synthesis
+from reverbsynth.runs import files
+from reverbsynth.synthesis import outputs, songs, synthesizer
 from tests.conftest import assert_refused, run_cli
 
 RATE = 16000
@@ -31,7 +32,7 @@ def write_midi(path, tracks, tempo=120.0):
 
 @pytest.fixture(scope="module")
 def synth(tiny_run):
-  return synthesis.load(tiny_run[0])
+  return synthesizer.load(tiny_run[0])
 
 
 def _expected(synth, placements, seed=0):
@@ -43,7 +44,7 @@ def _expected(synth, placements, seed=0):
   song = np.zeros(max(s + n for s, n in zip(starts, lengths)) + synth.num_samples, np.float32)
   for (track, pitch, effect, _, _, velocity), start, length in zip(placements, starts, lengths):
     note = synth.audio(latents[[track - 1]], [pitch], [effect])[0]
-    sound = midi.shape_note(note, held, length, RATE) * (velocity / 127) ** 2
+    sound = songs.shape_note(note, held, length, RATE) * (velocity / 127) ** 2
     song[start:start + len(sound)] += sound
   return song[:np.flatnonzero(song)[-1] + 1]
 
@@ -62,12 +63,12 @@ def test_notes_land_on_their_samples_across_a_tempo_change(tmp_path, synth):
     previous = tick + 240
   mid.tracks += [meta, notes]
   mid.save(tmp_path / "tempo.mid")
-  tracks = midi.read(tmp_path / "tempo.mid")
-  song, summary = midi.render(synth, tracks, {t.number: "reverb" for t in tracks})
+  tracks = songs.read(tmp_path / "tempo.mid")
+  song, summary = songs.render(synth, tracks, {t.number: "reverb" for t in tracks})
   expected = _expected(synth, [(1, 40, "reverb", 0.0, 0.25, 100), (1, 40, "reverb", 0.5, 0.25, 100),
                                (1, 40, "reverb", 2.0, 0.5, 100), (1, 40, "reverb", 3.0, 0.5, 100)])
   tail = (synth.num_samples - synth.held_samples) / RATE
-  assert 3.5 + tail - midi.SEARCH_SECONDS <= len(song) / RATE <= 3.5 + tail + midi.SEARCH_SECONDS
+  assert 3.5 + tail - songs.SEARCH_SECONDS <= len(song) / RATE <= 3.5 + tail + songs.SEARCH_SECONDS
   np.testing.assert_allclose(song, expected, atol=1e-5)
   assert (summary.notes, summary.unique) == (4, 1)
   assert np.flatnonzero(song)[0] == 0 and np.abs(song[2 * RATE - 40:2 * RATE]).max() == 0
@@ -78,14 +79,14 @@ def test_per_track_effects_velocity_octaves_and_drums(tmp_path, synth):
       (33, False, "Bass", [(40, 0.0, 0.3, 120), (40, 1.0, 1.3, 30), (12, 2.0, 2.1, 100)]),
       (0, False, "Lead", [(100, 0.5, 0.6, 100), (60, 1.5, 1.7, 64)]),
       (0, True, "Drums", [(36, 0.0, 0.1, 100), (38, 0.5, 0.6, 100)])])
-  tracks = midi.read(path)
-  plan = midi.plan_effects(["dry", "bass=reverb"], tracks, synth.labels.effects, "reverb")
+  tracks = songs.read(path)
+  plan = songs.plan_effects(["dry", "bass=reverb"], tracks, synth.labels.effects, "reverb")
   assert plan == {1: "reverb", 2: "dry", 3: "dry"}
   counted = []
   generate = synth.audio
   synth.audio = lambda z, p, e, batch_size=32: counted.append(len(z)) or generate(z, p, e)
   try:
-    song, summary = midi.render(synth, tracks, plan)
+    song, summary = songs.render(synth, tracks, plan)
   finally:
     del synth.audio
   # 12 -> 24 and 100 -> 88 -> 76: moved by octaves, reported. The bass's two E2s are one note.
@@ -97,7 +98,7 @@ def test_per_track_effects_velocity_octaves_and_drums(tmp_path, synth):
   np.testing.assert_allclose(song, expected, atol=1e-5)
   loud, soft = song[:int(0.3 * RATE)], song[RATE:int(1.3 * RATE)]
   np.testing.assert_allclose(np.abs(loud).max() / np.abs(soft).max(), (120 / 30) ** 2, rtol=1e-4)
-  with_drums, summary = midi.render(synth, tracks, plan, drums=True)
+  with_drums, summary = songs.render(synth, tracks, plan, drums=True)
   assert (summary.notes, summary.skipped) == (7, 0) and not np.allclose(with_drums, song)
 
 
@@ -105,14 +106,14 @@ def test_long_notes_sustain_without_gaps_and_short_notes_release():
   t = np.arange(4 * RATE) / RATE
   note = (0.5 * np.sin(2 * np.pi * 113.3 * t)).astype(np.float32)  # No whole periods in a loop.
   note[3 * RATE:] *= np.exp(-5 * t[:RATE])                  # Released after 3 s of 4.
-  long = midi.shape_note(note, 3 * RATE, 7 * RATE, RATE)      # 7 s held.
-  assert abs(len(long) - 8 * RATE) <= midi.SEARCH_SECONDS * RATE
+  long = songs.shape_note(note, 3 * RATE, 7 * RATE, RATE)      # 7 s held.
+  assert abs(len(long) - 8 * RATE) <= songs.SEARCH_SECONDS * RATE
   frames = long[:7 * RATE].reshape(-1, RATE // 100)           # 10 ms frames.
   rms = np.sqrt(np.mean(frames ** 2, axis=1))
   assert rms.min() > 0.6 * rms.max()                          # No gap, no dip.
   assert np.abs(np.diff(long)).max() < 4 * np.abs(np.diff(note)).max()  # No click.
-  short = midi.shape_note(note, 3 * RATE, RATE // 10, RATE)   # 100 ms: cut, then the release.
-  assert abs(len(short) - (RATE // 10 + RATE)) <= midi.SEARCH_SECONDS * RATE
+  short = songs.shape_note(note, 3 * RATE, RATE // 10, RATE)   # 100 ms: cut, then the release.
+  assert abs(len(short) - (RATE // 10 + RATE)) <= songs.SEARCH_SECONDS * RATE
   assert np.abs(short[-10:]).max() < 1e-3                     # Faded to silence at the end.
 
 
@@ -128,7 +129,7 @@ def test_render_cli_is_deterministic_never_clips_and_reports(tmp_path, tiny_run)
   first, rate = sf.read(tmp_path / "chord.wav")
   assert (tmp_path / "chord.wav").stat().st_mode & 0o044 == 0o044  # Readable like any file.
   assert sf.info(tmp_path / "chord.wav").subtype == "PCM_24" and rate == RATE
-  assert np.abs(first).max() <= midi.PEAK + 1e-6 and np.abs(first).max() > 0.5
+  assert np.abs(first).max() <= outputs.PEAK + 1e-6 and np.abs(first).max() > 0.5
   again = run_cli("render", path, "--run", run, "--no-progress", "--out", tmp_path / "a.wav",
                   "--bits", "24")
   other = run_cli("render", path, "--run", run, "--no-progress", "--out", tmp_path / "b.wav",
@@ -155,7 +156,7 @@ def test_generate_cli_writes_the_grid_and_reuses_latents(tmp_path, tiny_run):
   assert wavs == [f"{p}-reverb-v100-z{i}.wav" for p in (40, 52) for i in range(4)]
   assert sf.info(tmp_path / "notes" / wavs[0]).subtype == "PCM_16"
   z = np.load(tmp_path / "z.npy")
-  synth = synthesis.load(run)
+  synth = synthesizer.load(run)
   np.testing.assert_allclose(z[[0, -1]], np.concatenate([synth.latents(1, 1),
                                                          synth.latents(1, 2)]), atol=1e-6)
   norms = np.linalg.norm(z, axis=1)
@@ -204,7 +205,7 @@ def test_the_example_song_is_what_its_script_writes(tmp_path):
   script = runpy.run_path("examples/write_example.py")
   script["main"](str(tmp_path / "bassline.mid"))
   assert (tmp_path / "bassline.mid").read_bytes() == open("examples/bassline.mid", "rb").read()
-  tracks = midi.read("examples/bassline.mid")
+  tracks = songs.read("examples/bassline.mid")
   assert [t.is_drum for t in tracks] == [False, False, True]
   assert max(n.end - n.start for n in tracks[1].notes) > 3.0  # Sustained past the hold.
 
@@ -218,7 +219,7 @@ def test_without_run_the_latest_exported_run_plays_else_the_shipped_model(tmp_pa
   result = run_cli("export", "--run", tiny_run[0], "--out", shipped)
   assert result.returncode == 0, result.stderr
   h5 = (tiny_run[0] / "generator" / "generator.weights.h5").stat().st_size
-  assert (shipped / synthesis.COMPACT_WEIGHTS).stat().st_size < 0.6 * h5  # float16.
+  assert (shipped / files.COMPACT_WEIGHTS).stat().st_size < 0.6 * h5  # float16.
   result = run_cli("render", song, "--no-progress", "--out", tmp_path / "shipped.wav",
                    env={"REVERBSYNTH_PRETRAINED": str(shipped)})
   assert result.returncode == 0, result.stderr
@@ -248,9 +249,9 @@ def relabelled(tmp_path, tiny_run, effects):
 
 def test_effects_with_parameters_are_chosen_per_song_and_per_track(tmp_path, tiny_run, capsys):
   hall = "hall(room_size=0.95)"
-  assert midi.split_effect_spec(f"bass={hall}") == ("bass", hall)
-  assert midi.split_effect_spec(hall) == ("", hall)
-  assert midi.split_effect_spec(f"Electric Bass (finger)={hall}") == ("Electric Bass (finger)",
+  assert songs.split_effect_spec(f"bass={hall}") == ("bass", hall)
+  assert songs.split_effect_spec(hall) == ("", hall)
+  assert songs.split_effect_spec(f"Electric Bass (finger)={hall}") == ("Electric Bass (finger)",
                                                                       hall)
   run = relabelled(tmp_path, tiny_run, ["dry", hall])
   song = write_midi(tmp_path / "band.mid", [(33, False, "Bass", [(40, 0.0, 0.5, 100)]),

@@ -12,7 +12,8 @@ import tensorflow as tf
 
 from reverbsynth.training import config as config_lib, loop as training, inputs as train_input
 from reverbsynth.data import manifest
-from reverbsynth.synthesis import synthesizer as synthesis
+from reverbsynth.data.labels import Labels
+from reverbsynth.synthesis import synthesizer
 from reverbsynth.errors import UserError
 from tests.conftest import assert_refused, run_cli
 
@@ -50,14 +51,14 @@ def test_tiny_training_writes_every_artefact(tiny_run):
 
 def test_exported_generator_reloads_and_generates(tiny_run):
   out, _ = tiny_run
-  synth = synthesis.load(out)  # A run directory finds its generator/.
+  synth = synthesizer.load(out)  # A run directory finds its generator/.
   assert synth.labels.effects == ("dry", "reverb") and synth.level == 2
   z = synth.latents(2, seed=1)
   spectra = synth.spectra(z, [36, 48], ["dry", "reverb"])
   assert spectra.shape == (2, 32, 128, 2)  # Level 2 brought up to full size.
   audio = synth.audio(z, [36, 48], ["dry", 1])
   assert audio.shape == (2, 4096) and np.isfinite(audio).all()
-  again = synthesis.load(out / "generator")
+  again = synthesizer.load(out / "generator")
   np.testing.assert_allclose(again.audio(z, [36, 48], ["dry", "reverb"]), audio, atol=1e-5)
   with pytest.raises(UserError, match="knows no effect 'delay'"):
     synth.audio(z, [36, 48], ["dry", "delay"])
@@ -68,7 +69,7 @@ def test_exported_generator_reloads_and_generates(tiny_run):
 RESUME = """
 import json, sys
 import numpy as np
-from reverbsynth import config, training
+from reverbsynth.training import config, loop as training
 data, out = sys.argv[1], sys.argv[2]
 # An EMA half-life of 8 steps: tiny's own (0.2 steps) forgets a wrongly restored EMA at once.
 cfg = config.load("tiny", ["train.deterministic=true", "optimizer.ema_half_life=2.0"])
@@ -118,10 +119,10 @@ def test_mixed_precision_computes_in_half_and_exports_float32(tmp_path, dataset,
   assert all(w.dtype == "float32" for w in trainer.generator.weights + trainer.ema.weights)
   assert type(trainer.g_opt).__name__ == optimizer
   assert any(not np.array_equal(a, b) for a, b in zip(before, trainer.generator.get_weights()))
-  synth = synthesis.load(tmp_path / "run")  # Loads in float32.
+  synth = synthesizer.load(tmp_path / "run")  # Loads in float32.
   z = synth.latents(4, seed=0)
   exported = synth.spectra(z, [36] * 4, ["reverb"] * 4).numpy()
-  half = synthesis.Synthesizer(trainer.ema, config, trainer.labels, trainer.normalizer,
+  half = synthesizer.Synthesizer(trainer.ema, config, trainer.labels, trainer.normalizer,
                                1).spectra(z, [36] * 4, ["reverb"] * 4).numpy()
   assert exported.dtype == half.dtype == np.float32
   assert 0 < np.abs(exported - half).max() < 0.1  # Same weights, rounded in half precision.
@@ -132,7 +133,7 @@ import json, sys
 import numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from reverbsynth import config, training
+from reverbsynth.training import config, loop as training
 training._strategy = lambda distribute: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 trainer = training.Trainer(config.load("tiny", ["train.distribute=true"]), sys.argv[1], sys.argv[2])
 terms = trainer.train(2, progress=False)
@@ -161,7 +162,8 @@ def test_mirrored_strategy_splits_batches_over_replicas_and_resumes_on_one(tmp_p
 
 def test_the_example_stream_restarts_after_any_count_across_epochs(dataset):
   config = config_lib.load("tiny")
-  labels = train_input.Labels.from_manifest(manifest.read(dataset), config)
+  labels = Labels.from_manifest(manifest.read(dataset), config["model"]["pitch_min"],
+                                config["model"]["num_pitches"])
   per_epoch = manifest.read(dataset)["counts"]["per_split"]["train"]["records"]
 
   def stream(skip, count):
@@ -233,7 +235,8 @@ def test_ema_half_life_is_a_fraction_of_a_stage():
 
 def test_normalizer_leaves_tanh_headroom(dataset):
   config = config_lib.load("tiny", ["train.normalizer_margin=0.8"])
-  labels = train_input.Labels.from_manifest(manifest.read(dataset), config)
+  labels = Labels.from_manifest(manifest.read(dataset), config["model"]["pitch_min"],
+                                config["model"]["num_pitches"])
   normalizer = train_input.compute_normalizer(str(dataset), config, labels)
   x = next(iter(train_input.dataset(str(dataset), config, labels, normalizer, 32)))[0].numpy()
   for channel in range(2):
@@ -272,7 +275,8 @@ def test_a_config_at_a_lower_rate_reads_the_notes_resampled(dataset):
   config = config_lib.load("tiny", ["audio.sample_rate=8000", "audio.num_samples=2048",
                                     "spectral.nfft=128", "spectral.hop=64",
                                     "model.start_shape=[8, 16]"])
-  labels = train_input.Labels.from_manifest(manifest.read(dataset), config)
+  labels = Labels.from_manifest(manifest.read(dataset), config["model"]["pitch_min"],
+                                config["model"]["num_pitches"])
   normalizer = train_input.compute_normalizer(str(dataset), config, labels)
   spectra = next(iter(train_input.dataset(str(dataset), config, labels, normalizer, 4)))[0]
   assert spectra.shape == (4, 32, 64, 2)

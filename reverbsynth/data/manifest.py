@@ -4,7 +4,6 @@ A directory is a complete dataset exactly when its manifest.json exists: the
 manifest is written last, under a temporary name, then renamed.
 """
 
-import hashlib
 import json
 
 from reverbsynth import storage
@@ -12,10 +11,6 @@ from reverbsynth.errors import UserError
 
 FILENAME = "manifest.json"
 FORMAT = "reverbsynth-dataset/1"
-
-
-def dumps(manifest: dict) -> str:
-  return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
 
 
 def exists(data_dir) -> bool:
@@ -43,14 +38,6 @@ def shard_paths(data_dir, manifest: dict, split: str) -> list:
           if s["split"] == split]
 
 
-def sha256(path) -> str:
-  digest = hashlib.sha256()
-  with storage.open_read(path) as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
-
-
 def verify(data_dir, manifest: dict | None = None) -> None:
   """Checks every shard's size and sha256; UserError naming the first bad one."""
   manifest = manifest or read(data_dir)
@@ -58,7 +45,7 @@ def verify(data_dir, manifest: dict | None = None) -> None:
     path = storage.join(data_dir, shard["file"])
     if not storage.exists(path):
       raise UserError(f"shard {path} is missing; rebuild the dataset")
-    if sha256(path) != shard["sha256"]:
+    if storage.sha256(path) != shard["sha256"]:
       raise UserError(f"shard {path} is corrupt (size or sha256 differs from "
                       f"{FILENAME}); rebuild the dataset")
 

@@ -16,67 +16,73 @@ from reverbsynth import storage
 from reverbsynth.data.notes.note import NUM_SAMPLES, Note, resample
 
 
+# The schema, once: name -> (kind, shape). Kinds: "bytes" (str in Python), "int", "float";
+# shape () is one value, (n,) n values (AUDIO: the note's samples), None any number.
+AUDIO = "audio"
+SCHEMA = {
+    "note_str": ("bytes", ()), "source_note": ("bytes", ()),
+    "pitch": ("int", ()), "velocity": ("int", ()),
+    AUDIO: ("float", (NUM_SAMPLES,)), "sample_rate": ("int", ()),
+    "instrument": ("int", ()), "instrument_str": ("bytes", ()),
+    "instrument_family": ("int", ()), "instrument_family_str": ("bytes", ()),
+    "instrument_source": ("int", ()), "instrument_source_str": ("bytes", ()),
+    "qualities": ("int", (10,)), "qualities_str": ("bytes", None),
+    "effect": ("int", ()), "effect_str": ("bytes", ()),
+    "effect_params": ("float", None), "effect_param_names": ("bytes", None),
+}
+_NUMPY = {"int": np.int64, "float": np.float32}
+
+
 def encode(note: Note, effect_id: int, effect_str: str, param_names,
            param_values: np.ndarray, audio: np.ndarray) -> bytes:
   """Serialized Example for `note` with `audio` float32 [NUM_SAMPLES] through effect `effect_id`."""
   suffix = "" if effect_id == 0 and not param_names else f"-{effect_str}"
-  return example_proto.encode({
-      "note_str": note.note_str + suffix,
-      "source_note": note.note_str,
-      "pitch": note.pitch,
-      "velocity": note.velocity,
-      "audio": np.asarray(audio, np.float32),
-      "sample_rate": note.sample_rate,
-      "instrument": note.instrument,
-      "instrument_str": note.instrument_str,
-      "instrument_family": note.instrument_family,
+  values = {
+      "note_str": note.note_str + suffix, "source_note": note.note_str,
+      "pitch": note.pitch, "velocity": note.velocity, AUDIO: audio,
+      "sample_rate": note.sample_rate, "instrument": note.instrument,
+      "instrument_str": note.instrument_str, "instrument_family": note.instrument_family,
       "instrument_family_str": note.instrument_family_str,
       "instrument_source": note.instrument_source,
-      "instrument_source_str": note.instrument_source_str,
-      "qualities": np.asarray(note.qualities, np.int64),
-      "qualities_str": note.qualities_str,
-      "effect": effect_id,
-      "effect_str": effect_str,
-      "effect_params": np.asarray(param_values, np.float32),
-      "effect_param_names": list(param_names),
-  })
+      "instrument_source_str": note.instrument_source_str, "qualities": note.qualities,
+      "qualities_str": note.qualities_str, "effect": effect_id, "effect_str": effect_str,
+      "effect_params": param_values, "effect_param_names": param_names,
+  }
+  return example_proto.encode({
+      name: list(values[name]) if kind == "bytes" and shape is None
+      else values[name] if kind == "bytes" or shape == ()
+      else np.asarray(values[name], _NUMPY[kind])
+      for name, (kind, shape) in SCHEMA.items()})
 
 
 def decode(serialized: bytes) -> dict:
-  """A record as plain Python/numpy: strings decoded, scalars unwrapped."""
+  """A record as plain Python/numpy: strings decoded, single values unwrapped."""
   out = {}
   for key, value in example_proto.decode(serialized).items():
-    if key in ("qualities_str", "effect_param_names"):
-      out[key] = [v.decode() for v in value]
-    elif isinstance(value, list):
-      out[key] = value[0].decode() if value else ""
-    elif key in ("audio", "effect_params", "qualities"):
-      out[key] = value
+    kind, shape = SCHEMA[key]
+    if kind == "bytes":
+      strings = [v.decode() for v in value]
+      out[key] = strings if shape is None else (strings[0] if strings else "")
+    elif shape == ():
+      out[key] = int(value[0]) if kind == "int" else float(value[0])
     else:
-      out[key] = int(value[0]) if value.dtype.kind == "i" else float(value[0])
+      out[key] = value
   return out
 
 
-def feature_spec(num_samples: int = NUM_SAMPLES) -> dict:
-  """tf.io feature spec of a record."""
+def feature_spec(num_samples: int = NUM_SAMPLES, names=None) -> dict:
+  """tf.io feature spec of a record's features `names` (default: all), audio [num_samples]."""
   import tensorflow as tf
-  scalar = lambda dtype: tf.io.FixedLenFeature([], dtype)
-  return {
-      "note_str": scalar(tf.string), "source_note": scalar(tf.string),
-      "pitch": scalar(tf.int64), "velocity": scalar(tf.int64),
-      "audio": tf.io.FixedLenFeature([num_samples], tf.float32),
-      "sample_rate": scalar(tf.int64), "instrument": scalar(tf.int64),
-      "instrument_str": scalar(tf.string),
-      "instrument_family": scalar(tf.int64),
-      "instrument_family_str": scalar(tf.string),
-      "instrument_source": scalar(tf.int64),
-      "instrument_source_str": scalar(tf.string),
-      "qualities": tf.io.FixedLenFeature([10], tf.int64),
-      "qualities_str": tf.io.VarLenFeature(tf.string),
-      "effect": scalar(tf.int64), "effect_str": scalar(tf.string),
-      "effect_params": tf.io.VarLenFeature(tf.float32),
-      "effect_param_names": tf.io.VarLenFeature(tf.string),
-  }
+  dtypes = {"bytes": tf.string, "int": tf.int64, "float": tf.float32}
+  spec = {}
+  for name in names or SCHEMA:
+    kind, shape = SCHEMA[name]
+    if shape is None:
+      spec[name] = tf.io.VarLenFeature(dtypes[kind])
+    else:
+      spec[name] = tf.io.FixedLenFeature([num_samples] if name == AUDIO else list(shape),
+                                         dtypes[kind])
+  return spec
 
 
 def dataset(data_dir, split: str = "train", shuffle_files: bool = False,

@@ -9,6 +9,7 @@ generator judged by it.
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 
 import keras
@@ -16,10 +17,14 @@ import numpy as np
 import tensorflow as tf
 
 from reverbsynth.data import manifest as manifest_lib, records
-from reverbsynth.synthesis import outputs
-from reverbsynth import spectral
+from reverbsynth import spectral, storage
+from reverbsynth.progress import Progress
+from reverbsynth.data.labels import Labels
+from reverbsynth.runs import files
 from reverbsynth.training import inputs as train_input
 from reverbsynth.model import layers as L
+
+logger = logging.getLogger(__name__)
 
 CLASSIFIER_DIR = "classifier"
 EMBEDDING = 128
@@ -50,12 +55,12 @@ class Judge:
   """A trained classifier with its input settings and held-out accuracy."""
   model: keras.Model
   config: dict                   # The training config whose audio/spectral settings it reads.
-  labels: train_input.Labels
-  normalizer: train_input.Normalizer
+  labels: Labels
+  normalizer: spectral.Normalizer
   accuracy: dict                 # {"pitch": float, "effect": float} on the test split.
 
   def __post_init__(self):
-    self.spectral = spectral.Spectral(train_input.spectral_config(self.config))
+    self.spectral = spectral.Spectral(files.spectral_config(self.config))
 
   def outputs(self, audio: np.ndarray, batch_size: int = 64) -> dict:
     """What the judge makes of audio [N, S], from one pass over its spectra:
@@ -79,9 +84,9 @@ class Judge:
 
 
 class _StepProgress(keras.callbacks.Callback):
-  """Feeds an outputs.Progress from keras' fit: one unit and the loss per step."""
+  """Feeds an Progress from keras' fit: one unit and the loss per step."""
 
-  def __init__(self, bar: outputs.Progress):
+  def __init__(self, bar: Progress):
     super().__init__()
     self.bar = bar
 
@@ -89,25 +94,25 @@ class _StepProgress(keras.callbacks.Callback):
     self.bar.update(1, loss=float(logs["loss"]))
 
 
-def _key(config: dict, labels: train_input.Labels, epochs: int) -> str:
+def _key(config: dict, labels: Labels, epochs: int) -> str:
   settings = {"audio": config["audio"], "spectral": config["spectral"],
               "labels": labels.to_json(), "epochs": epochs, "version": VERSION}
   return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def load_or_train(data_dir, config: dict, labels: train_input.Labels, epochs: int = 5,
-                  retrain: bool = False, progress: bool = True, log=print) -> Judge:
+def load_or_train(data_dir, config: dict, labels: Labels, epochs: int = 5,
+                  retrain: bool = False, progress: bool = True) -> Judge:
   """The judge cached for these settings in `data_dir`, trained first when there is none."""
   directory = os.path.join(data_dir, CLASSIFIER_DIR, _key(config, labels, epochs))
   info_path = os.path.join(directory, "judge.json")
-  shape = train_input.spectral_config(config).shape
+  shape = files.spectral_config(config).shape
   model = build(shape, labels.num_pitches, len(labels.effects))
   if os.path.exists(info_path) and not retrain:
-    info = train_input.load_json(info_path)
+    info = storage.read_json(info_path)
     model.load_weights(os.path.join(directory, "judge.weights.h5"))
-    return Judge(model, config, labels, train_input.Normalizer.from_json(info["normalizer"]),
+    return Judge(model, config, labels, spectral.Normalizer.from_json(info["normalizer"]),
                  info["accuracy"])
-  log(f"training the judge (classifier) on {data_dir}, {epochs} epochs; cached for reuse")
+  logger.info(f"training the judge (classifier) on {data_dir}, {epochs} epochs; cached for reuse")
   keras.utils.set_random_seed(config["seed"])
   normalizer = train_input.compute_normalizer(data_dir, config, labels, config["seed"])
   manifest = manifest_lib.read(data_dir)
@@ -119,7 +124,7 @@ def load_or_train(data_dir, config: dict, labels: train_input.Labels, epochs: in
   trainer.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss={"pitch": keras.losses.CategoricalCrossentropy(from_logits=True),
                         "effect": keras.losses.CategoricalCrossentropy(from_logits=True)})
-  with outputs.Progress(progress, steps, "step", "training the judge") as bar:
+  with Progress(progress, steps, "step", "training the judge") as bar:
     trainer.fit(data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0,
                 callbacks=[_StepProgress(bar)])
   judge = Judge(model, config, labels, normalizer, {})
@@ -128,9 +133,8 @@ def load_or_train(data_dir, config: dict, labels: train_input.Labels, epochs: in
                             pitches=labels.pitch_range)
   judge.accuracy = judge.accuracy_on(test["audio"], test["pitch"], test["effect"])
   os.makedirs(directory, exist_ok=True)
-  with outputs.atomic_path(os.path.join(directory, "judge.weights.h5")) as tmp:
+  with storage.atomic_path(os.path.join(directory, "judge.weights.h5")) as tmp:
     model.save_weights(tmp)
-  with outputs.atomic_path(info_path) as tmp:
-    train_input.save_json(tmp, {"normalizer": normalizer.to_json(), "accuracy": judge.accuracy,
-                                "epochs": epochs, "labels": labels.to_json()})
+  storage.write_json(info_path, {"normalizer": normalizer.to_json(), "accuracy": judge.accuracy,
+                                 "epochs": epochs, "labels": labels.to_json()})
   return judge

@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 
+from reverbsynth import storage
 from reverbsynth.synthesis import outputs
 
 COLUMNS = [  # (key, heading, format, better)
@@ -145,19 +146,19 @@ def write(result: dict, out) -> dict:
   os.makedirs(out, exist_ok=True)
   for name, draw in (("spectrograms.png", _spectrogram_figure),
                      ("rainbowgram.png", _rainbowgram_figure)):
-    with outputs.atomic_path(paths[name]) as tmp:
+    with storage.atomic_path(paths[name]) as tmp:
       draw(result, tmp)
-  with outputs.atomic_path(paths["metrics.png"]) as tmp:
+  with storage.atomic_path(paths["metrics.png"]) as tmp:
     _metrics_figure(rows, tmp)
   curves = ""
   if result["curve"]:
     paths["learning-curves.png"] = os.path.join(out, "learning-curves.png")
-    with outputs.atomic_path(paths["learning-curves.png"]) as tmp:
+    with storage.atomic_path(paths["learning-curves.png"]) as tmp:
       _curves_figure(rows, result["curve"], effects, tmp)
     curves = ("\nLearning curves: each stage checkpoint's EMA and raw generator against "
               "images seen:\n\n![learning curves](learning-curves.png)\n")
   summary = {k: result[k] for k in ("run", "data", "judge_accuracy", "rows", "curve")}
-  with outputs.atomic_path(paths["report.json"]) as tmp, open(tmp, "w") as f:
+  with storage.atomic_path(paths["report.json"]) as tmp, open(tmp, "w") as f:
     json.dump(summary, f, indent=2)
   judge = result["judge_accuracy"]
   text = f"""# Evaluation of {result['run']}
@@ -181,6 +182,6 @@ Rainbowgrams (brightness: log magnitude; colour: instantaneous frequency):
 
 ![rainbowgram](rainbowgram.png)
 """
-  with outputs.atomic_path(paths["report.md"]) as tmp, open(tmp, "w") as f:
+  with storage.atomic_path(paths["report.md"]) as tmp, open(tmp, "w") as f:
     f.write(text)
   return paths

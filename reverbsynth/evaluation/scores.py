@@ -8,6 +8,7 @@ scored this way show what "ideal" looks like on this dataset.
 """
 
 import dataclasses
+import logging
 import os
 
 import numpy as np
@@ -15,11 +16,12 @@ import tensorflow as tf
 
 from reverbsynth.evaluation import judge as classifier, metrics
 from reverbsynth.data import manifest as manifest_lib, records
-from reverbsynth.synthesis import synthesizer as synthesis
-from reverbsynth.training import inputs as train_input, loop as training
+from reverbsynth.synthesis import synthesizer
+from reverbsynth.training import loop as training
 from reverbsynth.errors import UserError
 from reverbsynth.model import networks, schedule
 
+logger = logging.getLogger(__name__)
 F0_NOTES = 200          # pYIN is slow: f0 is measured on at most this many notes per row.
 
 
@@ -49,7 +51,7 @@ def references(judge: classifier.Judge, audio: np.ndarray) -> dict:
   return {"embedding": out["embedding"], "spectra": out["spectra"]}
 
 
-def stage_synthesizers(run_dir, synth: synthesis.Synthesizer) -> list:
+def stage_synthesizers(run_dir, synth: synthesizer.Synthesizer) -> list:
   """[(stage index, images seen, {"ema": Synthesizer, "raw": Synthesizer})] for every
   stage checkpoint of a run, in order: the EMA generator and the raw one it averages."""
   directory = os.path.join(run_dir, "checkpoints")
@@ -68,7 +70,7 @@ def stage_synthesizers(run_dir, synth: synthesis.Synthesizer) -> list:
                         images_total=images).read(os.path.join(directory, name)).expect_partial()
     level = schedule.stage(index, synth.model_config.num_levels).level
     found.append((index, int(images), {
-        kind: synthesis.Synthesizer(g, synth.config, synth.labels, synth.normalizer, level)
+        kind: synthesizer.Synthesizer(g, synth.config, synth.labels, synth.normalizer, level)
         for kind, g in generators.items()}))
   return found
 
@@ -100,9 +102,9 @@ def score(notes: Notes, judge, reference: dict, settings: Settings, sample_rate:
   }
 
 
-def evaluate(run_dir, data_dir, settings: Settings = Settings(), log=print) -> dict:
+def evaluate(run_dir, data_dir, settings: Settings = Settings()) -> dict:
   """{"rows": {name: figures}, "judge": held-out accuracy, ...} and the notes for pictures."""
-  synth = synthesis.load(run_dir)
+  synth = synthesizer.load(run_dir)
   manifest = manifest_lib.read(data_dir)
   effects = tuple(e["name"] for e in manifest["effects"])
   if effects != synth.labels.effects:
@@ -115,7 +117,7 @@ def evaluate(run_dir, data_dir, settings: Settings = Settings(), log=print) -> d
     raise UserError(f"{data_dir} has no test split: rebuild it with --test-fraction > 0")
   judge = classifier.load_or_train(data_dir, synth.config, synth.labels,
                                    settings.classifier_epochs, settings.retrain_classifier,
-                                   settings.progress, log)
+                                   settings.progress)
   train = records.read_split(data_dir, "train", n, limit=settings.reference_notes,
                              sample_rate=synth.sample_rate, pitches=synth.pitches)
   refs = references(judge, train["audio"])
@@ -133,7 +135,7 @@ def evaluate(run_dir, data_dir, settings: Settings = Settings(), log=print) -> d
                       test["effect"]))
   rows = {}
   for notes in sets:
-    log(f"scoring {notes.name}: {len(notes.audio)} notes")
+    logger.info(f"scoring {notes.name}: {len(notes.audio)} notes")
     rows[notes.name] = score(notes, judge, refs, settings, synth.sample_rate,
                              synth.num_samples - synth.held_samples, effects)
   return {"run": str(run_dir), "data": str(data_dir), "judge_accuracy": judge.accuracy,

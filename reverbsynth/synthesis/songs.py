@@ -9,16 +9,21 @@ velocity, and the song is normalized once so that it never clips.
 """
 
 import dataclasses
+import os
 import time
 
 import numpy as np
 
+from reverbsynth import storage
+from reverbsynth.data.notes.note import SAMPLE_RATE, resample
 from reverbsynth.errors import UserError
+from reverbsynth.progress import Progress
+from reverbsynth.synthesis import outputs
+from reverbsynth.synthesis.synthesizer import velocity_gain
 
 CROSSFADE_SECONDS = 0.03   # Joins inside a note: held -> loop -> release.
 SEARCH_SECONDS = 0.02      # How far a join looks for the cut that keeps the phase (>= a period).
 END_FADE_SECONDS = 0.01
-PEAK = 10 ** (-1 / 20)     # Normalized peak: -1 dBFS.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,11 +128,6 @@ def fit_pitch(pitch: int, pitches: range) -> int:
   return pitch
 
 
-def velocity_gain(velocity: int) -> float:
-  """Amplitude for a MIDI velocity: (v / 127)^2, about 40 dB from 1 to 127."""
-  return (velocity / 127.0) ** 2
-
-
 def _join(a: np.ndarray, b: np.ndarray, overlap: int) -> np.ndarray:
   """a then b, the last `overlap` samples of a crossfaded (equal power) into b's first."""
   if overlap <= 0:
@@ -172,18 +172,6 @@ def shape_note(audio: np.ndarray, held: int, length: int, sample_rate: int) -> n
   return out
 
 
-def normalize(song: np.ndarray, loudness_db=None) -> np.ndarray:
-  """Song scaled to an RMS of `loudness_db` dBFS if given, else to a -1 dBFS peak; never above it."""
-  peak = float(np.abs(song).max())
-  if peak == 0.0:
-    return song
-  gain = PEAK / peak
-  if loudness_db is not None:
-    rms = float(np.sqrt(np.mean(np.square(song, dtype=np.float64))))
-    gain = min(gain, 10 ** (loudness_db / 20) / rms)
-  return (song * gain).astype(np.float32)
-
-
 def render(synth, tracks, effects: dict, seed: int = 0, drums: bool = False,
            batch_size: int = 32, progress: bool = False):
   """(song audio [N] float32 at synth.sample_rate before normalization, Summary).
@@ -223,11 +211,34 @@ def render(synth, tracks, effects: dict, seed: int = 0, drums: bool = False,
   return song, summary
 
 
+def render_file(midi_path, synth, out, effects=(), seed: int = 0, drums: bool = False,
+                sample_rate=None, bits: str = "float", loudness_db=None, png: bool = False,
+                progress: bool = False):
+  """Plays the MIDI file `midi_path` with `synth` into the WAV `out` (and a picture beside it
+  with `png`). `effects`: [TRACK=]NAME specs (see plan_effects; default: the model's first
+  effect other than dry). The song is resampled to `sample_rate` (default: the model's, at
+  least the dataset rate) and normalized once, there: its peaks are the WAV's.
+
+  Returns (tracks, {track number: effect}, Summary, the picture's path or None).
+  """
+  tracks = read(midi_path)
+  wet = [e for e in synth.labels.effects if e != "dry"]
+  plan = plan_effects(effects, tracks, synth.labels.effects, (wet or ["dry"])[0])
+  song, summary = render(synth, tracks, plan, seed=seed, drums=drums, progress=progress)
+  rate = sample_rate or max(synth.sample_rate, SAMPLE_RATE)
+  song = outputs.normalize(resample(song, synth.sample_rate, rate), loudness_db)
+  outputs.write_wav(out, song, rate, bits)
+  image = None
+  if png:
+    image = os.path.splitext(out)[0] + ".png"
+    write_png(image, song, rate, tracks, plan, synth.pitches, drums)
+  return tracks, plan, summary, image
+
+
 def _generate(synth, latents, keys, batch_size: int, progress: bool) -> list:
   """Audio [S] for each (track number, pitch, effect) key, generated in batches."""
-  from reverbsynth.synthesis import outputs
   out = []
-  with outputs.Progress(progress, len(keys), "note", "generating") as bar:
+  with Progress(progress, len(keys), "note", "generating") as bar:
     for i in range(0, len(keys), batch_size):
       chunk = keys[i:i + batch_size]
       z = latents[[k[0] - 1 for k in chunk]]
@@ -247,7 +258,6 @@ def write_png(path, song: np.ndarray, rate: int, tracks, effects: dict, pitches:
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  from reverbsynth.synthesis import outputs
   fig, (top, roll) = plt.subplots(2, 1, sharex=True, figsize=(16, 9), dpi=100)
   hop = max(256, -(-len(song) // 2000))  # No more frames than the picture has pixels.
   mel = librosa.feature.melspectrogram(y=song, sr=rate, n_fft=2048, hop_length=hop, n_mels=128)
@@ -264,6 +274,6 @@ def write_png(path, song: np.ndarray, rate: int, tracks, effects: dict, pitches:
            title="notes as played")
   roll.legend(loc="upper right", fontsize=8)
   fig.tight_layout()
-  with outputs.atomic_path(path) as tmp:
+  with storage.atomic_path(path) as tmp:
     fig.savefig(tmp, format="png")
   plt.close(fig)

@@ -1,9 +1,10 @@
 """Notes from a trained generator: latents + MIDI pitch + effect name -> audio.
 
-An exported generator (a run's generator/ directory) holds the EMA weights and
-generator.json: the training config, label vocabularies, the normalizer and the
-level it was trained up to. `Synthesizer` turns labels into one-hot inputs,
-brings spectra from that level to full size and inverts them to audio.
+`Synthesizer` is an exported generator (runs.files: the EMA weights with the training
+config, label vocabularies, normalizer and the level it was trained up to) that turns
+labels into one-hot inputs, brings spectra from that level to full size and inverts
+them to audio. `generate_grid` plays every combination of labels, as `reverbsynth
+generate` does.
 """
 
 import dataclasses
@@ -12,37 +13,22 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from reverbsynth.synthesis import outputs
 from reverbsynth import spectral
-from reverbsynth.training import inputs as train_input
-from reverbsynth.errors import UserError
-from reverbsynth.model import layers as L, networks
 from reverbsynth.data.notes.note import HOLD_SECONDS, NUM_SAMPLES, SAMPLE_RATE
+from reverbsynth.errors import UserError
+from reverbsynth.model import layers as L
+from reverbsynth.runs import files
+from reverbsynth.synthesis import outputs
 
-GENERATOR_DIR = "generator"
-COMPACT_WEIGHTS = "generator.float16.npz"  # save_compact's weights, in generator.weights order.
-# The generator shipped with the package (save_compact of a cpu run; its README says how).
-PRETRAINED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 HELD_FRACTION = HOLD_SECONDS * SAMPLE_RATE / NUM_SAMPLES  # Of a dataset note: 3 s of 4.
 
 
-def model_config(config: dict, labels: train_input.Labels) -> networks.ModelConfig:
-  """The network shapes of a training config, with its label vocabularies' sizes."""
-  return networks.ModelConfig.from_config(config["model"], labels.num_pitches,
-                                         len(labels.effects))
-
-
 @dataclasses.dataclass
-class Synthesizer:
-  """A generator with what it needs to play: labels, normalizer, spectral settings."""
-  generator: networks.Generator
-  config: dict
-  labels: train_input.Labels
-  normalizer: train_input.Normalizer
-  level: int
+class Synthesizer(files.Exported):
+  """An exported generator that plays: labels in, spectra and audio out."""
 
   def __post_init__(self):
-    self.spectral = spectral.Spectral(train_input.spectral_config(self.config))
+    self.spectral = spectral.Spectral(files.spectral_config(self.config))
     self.model_config = self.generator.config
 
   @property
@@ -98,13 +84,16 @@ class Synthesizer:
     factor = 2 ** (self.model_config.num_levels - self.level)
     return L.upsample(x, factor) if factor > 1 else x
 
+  def to_audio(self, spectra) -> np.ndarray:
+    """Audio [N, num_samples] float32 of normalized spectra [N, T, F, 2]."""
+    return self.spectral.spectra_to_audio(self.normalizer.denormalize(spectra)).numpy()
+
   def audio(self, z, pitches, effects, batch_size: int = 32) -> np.ndarray:
     """Audio [N, num_samples] float32 for latents [N, L], MIDI pitches [N], effects [N]."""
     out = []
     for i in range(0, len(z), batch_size):
-      x = self.spectra(z[i:i + batch_size], pitches[i:i + batch_size],
-                       effects[i:i + batch_size])
-      out.append(self.spectral.spectra_to_audio(self.normalizer.denormalize(x)).numpy())
+      out.append(self.to_audio(self.spectra(z[i:i + batch_size], pitches[i:i + batch_size],
+                                            effects[i:i + batch_size])))
     if not out:
       return np.zeros((0, self.num_samples), np.float32)
     return np.concatenate(out)
@@ -138,49 +127,26 @@ def load_latents(path, latent_size: int) -> np.ndarray:
 
 def load(directory) -> Synthesizer:
   """The Synthesizer of an exported generator, or of a run directory holding one."""
-  directory = str(directory)
-  if not os.path.exists(os.path.join(directory, "generator.json")):
-    inner = os.path.join(directory, GENERATOR_DIR)
-    if not os.path.exists(os.path.join(inner, "generator.json")):
-      raise UserError(f"{directory} holds no exported generator (no generator.json): give a "
-                      "run directory that finished at least one stage")
-    directory = inner
-  try:
-    info = train_input.load_json(os.path.join(directory, "generator.json"))
-    labels = train_input.Labels.from_json(info["labels"])
-    generator = networks.Generator(model_config(info["config"], labels))
-    networks.build_generator(generator)
-    compact = os.path.join(directory, COMPACT_WEIGHTS)
-    if os.path.exists(compact):
-      with np.load(compact) as weights:
-        generator.set_weights([weights[f"{i:04d}"].astype(np.float32)
-                               for i in range(len(weights.files))])
-    else:
-      generator.load_weights(os.path.join(directory, "generator.weights.h5"))
-  except (OSError, ValueError, KeyError) as e:
-    raise UserError(f"the exported generator in {directory} is incomplete or damaged "
-                    f"({type(e).__name__}: {e}); export it again by resuming the run") from None
-  return Synthesizer(generator, info["config"], labels,
-                     train_input.Normalizer.from_json(info["normalizer"]), info["level"])
+  exported = files.read_generator(directory)
+  return Synthesizer(**{f.name: getattr(exported, f.name)
+                        for f in dataclasses.fields(files.Exported)})
 
 
-def save_compact(synth: Synthesizer, directory) -> None:
-  """Writes `synth` as a directory that `load` reads: generator.json and the weights in
-  float16 (half the size of the float32 h5; the generator still computes in float32)."""
-  os.makedirs(directory, exist_ok=True)
-  with outputs.atomic_path(os.path.join(directory, COMPACT_WEIGHTS)) as tmp:
-    with open(tmp, "wb") as f:
-      np.savez_compressed(f, **{f"{i:04d}": w.astype(np.float16)
-                                for i, w in enumerate(synth.generator.get_weights())})
-  with outputs.atomic_path(os.path.join(directory, "generator.json")) as tmp:
-    train_input.save_json(tmp, {"config": synth.config, "labels": synth.labels.to_json(),
-                                "normalizer": synth.normalizer.to_json(),
-                                "level": synth.level})
+def velocity_gain(velocity: int) -> float:
+  """Amplitude for a MIDI velocity: (v / 127)^2, about 40 dB from 1 to 127."""
+  return (velocity / 127.0) ** 2
 
 
-def pretrained() -> str | None:
-  """The directory of the generator shipped with the package (or $REVERBSYNTH_PRETRAINED's;
-  empty: none), if it holds one."""
-  directory = os.environ.get("REVERBSYNTH_PRETRAINED", PRETRAINED)
-  return directory if directory and os.path.exists(
-      os.path.join(directory, "generator.json")) else None
+def generate_grid(synth: Synthesizer, pitches, effects, velocities, z: np.ndarray):
+  """Every combination of MIDI pitches, effects, velocities and latents z [K, L].
+
+  Returns (grid: [(pitch, effect, velocity, latent index)] of G notes, audio [G, S]),
+  each note scaled by its velocity, then all by one gain that keeps the loudest peak at
+  most -1 dBFS (so loudness stays comparable across notes). Bad labels fail before any work.
+  """
+  synth.pitch_ids(pitches), synth.effect_ids(effects)
+  grid = [(p, e, v, i) for p in pitches for e in effects for v in velocities
+          for i in range(len(z))]
+  audio = synth.audio(z[[g[3] for g in grid]], [g[0] for g in grid], [g[1] for g in grid])
+  audio *= np.array([velocity_gain(g[2]) for g in grid], np.float32)[:, None]
+  return grid, outputs.normalize(audio, only_down=True)

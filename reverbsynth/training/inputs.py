@@ -6,84 +6,15 @@ can start after any number of examples, so a resumed run sees what an
 uninterrupted one would have.
 """
 
-import dataclasses
-import json
-
 import numpy as np
 import tensorflow as tf
 
-from reverbsynth.data import manifest as manifest_lib
 from reverbsynth import spectral
+from reverbsynth.data import manifest as manifest_lib, records
+from reverbsynth.data.labels import Labels
 from reverbsynth.errors import UserError
+from reverbsynth.runs import files
 from reverbsynth.data.notes.note import resample
-
-
-@dataclasses.dataclass(frozen=True)
-class Labels:
-  """The label vocabularies a model is trained with."""
-  pitch_min: int
-  num_pitches: int
-  effects: tuple  # Names, in label order.
-
-  @property
-  def pitch_range(self) -> range:
-    """The MIDI pitches of the labels."""
-    return range(self.pitch_min, self.pitch_min + self.num_pitches)
-
-  def to_json(self) -> dict:
-    return {"pitch_min": self.pitch_min, "num_pitches": self.num_pitches,
-            "effects": list(self.effects)}
-
-  @classmethod
-  def from_json(cls, data: dict) -> "Labels":
-    return cls(data["pitch_min"], data["num_pitches"], tuple(data["effects"]))
-
-  @classmethod
-  def from_manifest(cls, manifest: dict, config: dict) -> "Labels":
-    return cls(config["model"]["pitch_min"], config["model"]["num_pitches"],
-               tuple(e["name"] for e in manifest["effects"]))
-
-
-@dataclasses.dataclass(frozen=True)
-class Normalizer:
-  """Per-channel affine map of spectra to about [-1, 1]: x * scale + offset, clipped."""
-  scale: tuple
-  offset: tuple
-
-  def normalize(self, spectra):
-    return tf.clip_by_value(spectra * self.scale + self.offset, -1.0, 1.0)
-
-  def denormalize(self, spectra):
-    return (spectra - np.asarray(self.offset, np.float32)) / np.asarray(self.scale, np.float32)
-
-  def to_json(self) -> dict:
-    return {"scale": list(self.scale), "offset": list(self.offset)}
-
-  @classmethod
-  def from_json(cls, data: dict) -> "Normalizer":
-    return cls(tuple(data["scale"]), tuple(data["offset"]))
-
-
-def spectral_config(config: dict) -> spectral.SpectralConfig:
-  s, a = config["spectral"], config["audio"]
-  return spectral.SpectralConfig(sample_rate=a["sample_rate"], num_samples=a["num_samples"],
-                                 nfft=s["nfft"], hop=s["hop"], frames=s["frames"],
-                                 mel=s["mel"])
-
-
-def label_prior(manifest: dict, labels: Labels) -> tuple:
-  """(pitch probabilities [P], effect probabilities [E]) of the training split."""
-  train = manifest["counts"]["per_split"].get("train", {})
-  pitch = np.zeros(labels.num_pitches)
-  for p, n in train.get("per_pitch", {}).items():
-    i = int(p) - labels.pitch_min
-    if 0 <= i < labels.num_pitches:
-      pitch[i] += n
-  effect = np.array([train.get("per_effect", {}).get(e, 0) for e in labels.effects], float)
-  if pitch.sum() == 0 or effect.sum() == 0:
-    raise UserError("the dataset's training split has no notes in the model's pitch range "
-                    f"{labels.pitch_min}..{labels.pitch_min + labels.num_pitches - 1}")
-  return pitch / pitch.sum(), effect / effect.sum()
 
 
 def _epoch(files: list, block: int, seed: int, index):
@@ -91,8 +22,8 @@ def _epoch(files: list, block: int, seed: int, index):
   shuffled within blocks of `block`; stateless, so any epoch can be made directly."""
   key = lambda i: tf.stack([tf.constant(seed, tf.int64), index * 1_000_003 + i])
   order = tf.random.experimental.stateless_shuffle(tf.constant(files), key(0))
-  records = tf.data.Dataset.from_tensor_slices(order).flat_map(tf.data.TFRecordDataset)
-  return records.batch(block).enumerate().map(
+  serialized = tf.data.Dataset.from_tensor_slices(order).flat_map(tf.data.TFRecordDataset)
+  return serialized.batch(block).enumerate().map(
       lambda i, b: tf.random.experimental.stateless_shuffle(b, key(i + 1))).unbatch()
 
 
@@ -107,9 +38,7 @@ def _examples(data_dir, config: dict, labels: Labels, seed: int, skip: int):
   if not files:
     raise UserError(f"{data_dir} has no training split; rebuild it with a train fraction")
   n = config["audio"]["num_samples"]
-  spec = {"audio": tf.io.FixedLenFeature([manifest["audio"]["num_samples"]], tf.float32),
-          "pitch": tf.io.FixedLenFeature([], tf.int64),
-          "effect": tf.io.FixedLenFeature([], tf.int64)}
+  spec = records.feature_spec(manifest["audio"]["num_samples"], ("audio", "pitch", "effect"))
   low, high = labels.pitch_min, labels.pitch_min + labels.num_pitches - 1
   per_pitch = manifest["counts"]["per_split"]["train"]["per_pitch"]
   per_epoch = sum(c for p, c in per_pitch.items() if low <= int(p) <= high)
@@ -134,10 +63,10 @@ def _examples(data_dir, config: dict, labels: Labels, seed: int, skip: int):
   return ds.skip(within)
 
 
-def dataset(data_dir, config: dict, labels: Labels, normalizer: Normalizer, batch: int,
+def dataset(data_dir, config: dict, labels: Labels, normalizer: spectral.Normalizer, batch: int,
             seed: int = 0, skip: int = 0) -> tf.data.Dataset:
   """Batches of (spectra, pitch one-hot, effect one-hot) starting after `skip` examples."""
-  sp = spectral.Spectral(spectral_config(config))
+  sp = spectral.Spectral(files.spectral_config(config))
 
   def to_spectra(audio, pitch, effect):
     x = normalizer.normalize(sp.audio_to_spectra(audio))
@@ -149,10 +78,10 @@ def dataset(data_dir, config: dict, labels: Labels, normalizer: Normalizer, batc
                 deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
-def compute_normalizer(data_dir, config: dict, labels: Labels, seed: int = 0) -> Normalizer:
+def compute_normalizer(data_dir, config: dict, labels: Labels, seed: int = 0) -> spectral.Normalizer:
   """Maps the 0.1 and 99.9 percentiles of each channel over training examples to
   -/+ `train.normalizer_margin` (GANSynth: 0.8), so that tanh reaches silence unsaturated."""
-  sp = spectral.Spectral(spectral_config(config))
+  sp = spectral.Spectral(files.spectral_config(config))
   count = config["train"]["normalizer_examples"]
   audio = [a for a, _, _ in _examples(data_dir, config, labels, seed, 0).take(count)]
   spectra = sp.audio_to_spectra(tf.stack(audio)).numpy()
@@ -162,14 +91,4 @@ def compute_normalizer(data_dir, config: dict, labels: Labels, seed: int = 0) ->
     lo, hi = np.percentile(spectra[..., channel], [0.1, 99.9])
     scale.append(float(2.0 * margin / max(hi - lo, 1e-6)))
     offset.append(float(-margin - lo * scale[-1]))
-  return Normalizer(tuple(scale), tuple(offset))
-
-
-def load_json(path) -> dict:
-  with open(path) as f:
-    return json.load(f)
-
-
-def save_json(path, data: dict) -> None:
-  with open(path, "w") as f:
-    json.dump(data, f, indent=2, sort_keys=True)
+  return spectral.Normalizer(tuple(scale), tuple(offset))

@@ -1,11 +1,10 @@
 """The training loop: progressive stages, WGAN-GP steps, generator EMA, checkpoints, summaries.
 
-A run directory holds:
-  config.yaml      the resolved config          labels.json, normalizer.json
+Besides the files of runs.files (config, labels, normalizer, the exported EMA generator),
+a run directory holds:
   checkpoints/     latest (every few minutes) and stage-NN (each finished stage)
   logs/            TensorBoard: every loss term, spectrogram images, audio
   samples/         stage-NN.wav + .png: one row per effect, columns across pitches
-  generator/       the exported EMA generator (reverbsynth.synthesis loads it)
 
 Randomness (latents, fake labels, penalty mixing) is drawn from (seed, step) and the
 data stream skips what earlier steps consumed, so a resumed run continues exactly
@@ -15,17 +14,20 @@ where the interrupted one stood.
 import contextlib
 import math
 import os
-import shutil
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
-import yaml
 
+from reverbsynth import spectral
 from reverbsynth.data import manifest as manifest_lib
-from reverbsynth.synthesis import outputs, synthesizer as synthesis
+from reverbsynth.data.labels import Labels, label_prior
+from reverbsynth.runs import files
+from reverbsynth.synthesis import outputs
+from reverbsynth.synthesis.synthesizer import Synthesizer
 from reverbsynth.training import inputs as train_input
+from reverbsynth.progress import Progress
 from reverbsynth.errors import Failure, UserError
 from reverbsynth.model import layers as L, losses, networks, schedule
 
@@ -37,29 +39,13 @@ class NaNLossError(Failure):
 
 
 def _check_shapes(config: dict) -> None:
-  sc = train_input.spectral_config(config)
+  sc = files.spectral_config(config)
   mc = config["model"]
   top = [s * 2 ** (mc["num_levels"] - 1) for s in mc["start_shape"]]
   if top != [sc.frames, sc.bins]:
     raise UserError(f"model.start_shape x 2^(num_levels-1) = {top} must equal the spectra's "
                     f"[frames, nfft/2] = {[sc.frames, sc.bins]}")
   sc.pad_left  # Raises if the frames cannot hold the audio.
-
-
-def export_generator(directory, generator, config: dict, labels, normalizer, level: int):
-  """Writes the EMA generator and all it needs to run, replacing `directory` atomically."""
-  tmp = f"{directory}.tmp"
-  shutil.rmtree(tmp, ignore_errors=True)
-  os.makedirs(tmp)
-  generator.save_weights(os.path.join(tmp, "generator.weights.h5"))
-  train_input.save_json(os.path.join(tmp, "generator.json"), {
-      "config": config, "labels": labels.to_json(), "normalizer": normalizer.to_json(),
-      "level": level})
-  old = f"{directory}.old"
-  if os.path.isdir(directory):
-    os.replace(directory, old)
-  os.replace(tmp, directory)
-  shutil.rmtree(old, ignore_errors=True)
 
 
 def checkpoint_variables(model: keras.Model) -> dict:
@@ -83,12 +69,12 @@ class Trainer:
     self.config, self.data_dir, self.run_dir = config, data_dir, run_dir
     manifest = manifest_lib.read(data_dir)
     os.makedirs(run_dir, exist_ok=True)
-    labels = train_input.Labels.from_manifest(manifest, config)
-    self._prepare_run_dir(labels, resume)
-    self.labels = labels
-    self.pitch_prior, self.effect_prior = train_input.label_prior(manifest, labels)
+    self.labels = Labels.from_manifest(manifest, config["model"]["pitch_min"],
+                                       config["model"]["num_pitches"])
+    files.start(run_dir, config, self.labels, resume)
+    self.pitch_prior, self.effect_prior = label_prior(manifest, self.labels)
     self.normalizer = self._normalizer()
-    self.model_config = synthesis.model_config(config, labels)
+    self.model_config = files.model_config(config, self.labels)
     self.loss_config = losses.LossConfig(**config["loss"])
     # Counters live on the host, outside the strategy: the loop reads them every step.
     self.step = tf.Variable(0, dtype=tf.int64)
@@ -130,38 +116,13 @@ class Trainer:
         g_opt=self.g_opt, d_opt=self.d_opt, step=self.step, stage=self.stage,
         images_in_stage=self.images_in_stage, images_total=self.images_total)
 
-  # --- run directory -------------------------------------------------------
-
-  def _prepare_run_dir(self, labels, resume: bool) -> None:
-    labels_path = os.path.join(self.run_dir, "labels.json")
-    if os.path.exists(labels_path):
-      if not resume:
-        raise UserError(f"{self.run_dir} already holds a run: give --resume to continue it, "
-                        "or another --out")
-      saved = train_input.Labels.from_json(train_input.load_json(labels_path))
-      if saved != labels:
-        raise UserError(f"the dataset's labels {list(labels.effects)} (pitches from "
-                        f"{labels.pitch_min}) do not match the run's {list(saved.effects)} "
-                        f"(from {saved.pitch_min}): resume with the dataset it was trained on")
-      with open(os.path.join(self.run_dir, "config.yaml")) as f:
-        trained = yaml.safe_load(f)
-      changed = [k for k in ("audio", "spectral", "model") if trained.get(k) != self.config[k]]
-      if changed:
-        raise UserError(f"{self.run_dir} was trained with other {', '.join(changed)} settings "
-                        "than this config's (an older config?): give another --out, or remove "
-                        "that run to start it again")
-      return
-    with open(os.path.join(self.run_dir, "config.yaml"), "w") as f:
-      yaml.safe_dump(self.config, f, sort_keys=False)
-    train_input.save_json(labels_path, labels.to_json())
-
-  def _normalizer(self) -> train_input.Normalizer:
-    path = os.path.join(self.run_dir, "normalizer.json")
-    if os.path.exists(path):
-      return train_input.Normalizer.from_json(train_input.load_json(path))
-    normalizer = train_input.compute_normalizer(self.data_dir, self.config, self.labels,
-                                                self.config["seed"])
-    train_input.save_json(path, normalizer.to_json())
+  def _normalizer(self) -> spectral.Normalizer:
+    """The run's normalizer; computed from the dataset and saved at its start."""
+    normalizer = files.read_normalizer(self.run_dir)
+    if normalizer is None:
+      normalizer = train_input.compute_normalizer(self.data_dir, self.config, self.labels,
+                                                  self.config["seed"])
+      files.write_normalizer(self.run_dir, normalizer)
     return normalizer
 
   # --- one step --------------------------------------------------------------
@@ -326,26 +287,28 @@ class Trainer:
       tf.summary.image("spectra/real", outputs.spectra_image(real.numpy()))
       tf.summary.audio("audio/generated", audio.reshape(1, -1, 1),
                        self.config["audio"]["sample_rate"])
-    export_generator(os.path.join(self.run_dir, synthesis.GENERATOR_DIR), self.ema, self.config,
-                     self.labels, self.normalizer, st.level)
+    files.write_generator(os.path.join(self.run_dir, files.GENERATOR_DIR),
+                          self._synthesizer(st.level))
     self.stage.assign_add(1)
     self.images_in_stage.assign(0)
     self.checkpoint.write(os.path.join(self.run_dir, "checkpoints", f"stage-{st.index:02d}"))
     self.manager.save()
 
+  def _synthesizer(self, level: int) -> Synthesizer:
+    """The EMA generator playing at `level`."""
+    return Synthesizer(self.ema, self.config, self.labels, self.normalizer, level)
+
   def sample_grid(self, level: int):
     """(audio float32 [N_total], PNG image uint8 [H, W, 1]): effects down, pitches across."""
-    synth = synthesis.Synthesizer(self.ema, self.config, self.labels, self.normalizer, level)
+    synth = self._synthesizer(level)
     pitches = [p for p in self.config["train"]["sample_pitches"] if p in synth.pitches]
     rows, cols = len(self.labels.effects), len(pitches)
     z = np.repeat(synth.latents(1, self.config["seed"]), rows * cols, axis=0)
     pitch, effect = np.tile(pitches, rows), np.repeat(np.arange(rows), cols)
     spectra = synth.spectra(z, pitch, effect)
-    notes = synth.spectral.spectra_to_audio(self.normalizer.denormalize(spectra)).numpy()
     gap = np.zeros(int(GAP_SECONDS * synth.sample_rate), np.float32)
-    audio = np.concatenate([np.concatenate([n, gap]) for n in notes])
-    peak = np.abs(audio).max()
-    audio = audio / peak * 0.9 if peak > 0 else audio
+    audio = outputs.normalize(np.concatenate(
+        [np.concatenate([n, gap]) for n in synth.to_audio(spectra)]))
     tiles = outputs.spectra_image(spectra.numpy())[..., 0]  # [R*C, F, T]
     grid = tiles.reshape(rows, cols, *tiles.shape[1:]).transpose(0, 2, 1, 3)
     grid = grid.reshape(rows * tiles.shape[1], cols * tiles.shape[2])
@@ -408,7 +371,7 @@ class _ProgressBar:
   """Stage, images, images/s and the main losses: a bar on a terminal, a line per stage in a log."""
 
   def __init__(self, enabled: bool, stages: int, per_stage: int, start_stage: int):
-    self.progress = outputs.Progress(enabled, (stages - start_stage) * per_stage, "image")
+    self.progress = Progress(enabled, (stages - start_stage) * per_stage, "image")
     self.stages = stages
 
   def update(self, st, images_in_stage, batch, terms):

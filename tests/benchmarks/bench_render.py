@@ -1,4 +1,4 @@
-"""Song rendering speed: `midi.render` against playing every note on its own.
+"""Song rendering speed: `songs.render` against playing every note on its own.
 
 The song is examples/bassline.mid three times over (over a minute, two pitched
 tracks). The generator has configs/cpu.yaml's shapes at its full level, freshly
@@ -17,8 +17,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import pretty_midi  # noqa: E402
 
-from reverbsynth.training import config as config_lib, inputs as train_input
-from reverbsynth.synthesis import songs as midi, synthesizer as synthesis
+from reverbsynth import spectral  # noqa: E402
+from reverbsynth.data.labels import Labels  # noqa: E402
+from reverbsynth.runs import files  # noqa: E402
+from reverbsynth.training import config as config_lib  # noqa: E402
+from reverbsynth.synthesis import songs, synthesizer
 from reverbsynth.model import networks  # noqa: E402
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "examples" / "bassline.mid"
@@ -26,13 +29,13 @@ TARGET = 5.0
 REPEATS = 3
 
 
-def cpu_synthesizer() -> synthesis.Synthesizer:
+def cpu_synthesizer() -> synthesizer.Synthesizer:
   config = config_lib.load("cpu")
-  labels = train_input.Labels(24, 61, ("dry", "reverb"))
-  generator = networks.Generator(synthesis.model_config(config, labels))
+  labels = Labels(24, 61, ("dry", "reverb"))
+  generator = networks.Generator(files.model_config(config, labels))
   networks.build_generator(generator)
-  return synthesis.Synthesizer(generator, config, labels,
-                               train_input.Normalizer((1.0, 1.0), (0.0, 0.0)),
+  return synthesizer.Synthesizer(generator, config, labels,
+                               spectral.Normalizer((1.0, 1.0), (0.0, 0.0)),
                                config["model"]["num_levels"])
 
 
@@ -58,12 +61,12 @@ def note_by_note(synth, tracks, effects) -> np.ndarray:
     if track.is_drum:
       continue
     for note in track.notes:
-      pitch = midi.fit_pitch(note.pitch, synth.pitches)
+      pitch = songs.fit_pitch(note.pitch, synth.pitches)
       audio = synth.audio(latents[[track.number - 1]], [pitch], [effects[track.number]])[0]
       start = int(round(note.start * rate))
       length = max(int(round(note.end * rate)) - start, 1)
-      placed.append((start, midi.velocity_gain(note.velocity)
-                     * midi.shape_note(audio, held, length, rate)))
+      placed.append((start, synthesizer.velocity_gain(note.velocity)
+                     * songs.shape_note(audio, held, length, rate)))
   song = np.zeros(max(s + len(a) for s, a in placed), np.float32)
   for start, sound in placed:
     song[start:start + len(sound)] += sound
@@ -76,11 +79,11 @@ def main() -> None:
   with tempfile.TemporaryDirectory() as tmp:
     path = pathlib.Path(tmp) / "long.mid"
     long_song(path)
-    tracks = midi.read(path)
+    tracks = songs.read(path)
   effects = {t.number: "reverb" for t in tracks}
-  midi.render(synth, tracks[:1], effects)  # Warm-up: traces the generator.
+  songs.render(synth, tracks[:1], effects)  # Warm-up: traces the generator.
   started = time.perf_counter()
-  song, summary = midi.render(synth, tracks, effects)
+  song, summary = songs.render(synth, tracks, effects)
   fast = time.perf_counter() - started
   started = time.perf_counter()
   note_by_note(synth, tracks, effects)

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from reverbsynth.data import manifest
+from reverbsynth import storage
 from reverbsynth.errors import UserError
 from reverbsynth.data.notes.note import HOLD_SECONDS, NUM_SAMPLES, SAMPLE_RATE, VELOCITIES, FAMILIES, SOURCES, Note, nsynth_names
 from reverbsynth.data.notes.sources import NoteRef, NoteSource, SkipNote
@@ -113,7 +113,7 @@ class SoundFontSource(NoteSource):
     builtin = self.path == default_soundfont()
     return {"kind": "soundfont",
             "path": "TimGM6mb.sf2 (built into pretty_midi)" if builtin else self.path,
-            "sha256": manifest.sha256(self.path)}
+            "sha256": storage.sha256(self.path)}
 
 
   def partitions(self) -> list:

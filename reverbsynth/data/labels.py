@@ -1,0 +1,48 @@
+"""The label vocabularies a model is trained with, and how often the dataset has each label."""
+
+import dataclasses
+
+import numpy as np
+
+from reverbsynth.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class Labels:
+  """MIDI pitches pitch_min .. pitch_min + num_pitches - 1, and effect names in label order."""
+  pitch_min: int
+  num_pitches: int
+  effects: tuple
+
+  @property
+  def pitch_range(self) -> range:
+    """The MIDI pitches of the labels."""
+    return range(self.pitch_min, self.pitch_min + self.num_pitches)
+
+  def to_json(self) -> dict:
+    return {"pitch_min": self.pitch_min, "num_pitches": self.num_pitches,
+            "effects": list(self.effects)}
+
+  @classmethod
+  def from_json(cls, data: dict) -> "Labels":
+    return cls(data["pitch_min"], data["num_pitches"], tuple(data["effects"]))
+
+  @classmethod
+  def from_manifest(cls, manifest: dict, pitch_min: int, num_pitches: int) -> "Labels":
+    """A model's pitch range with the effects of a dataset's manifest."""
+    return cls(pitch_min, num_pitches, tuple(e["name"] for e in manifest["effects"]))
+
+
+def label_prior(manifest: dict, labels: Labels) -> tuple:
+  """(pitch probabilities [P], effect probabilities [E]) of the training split."""
+  train = manifest["counts"]["per_split"].get("train", {})
+  pitch = np.zeros(labels.num_pitches)
+  for p, n in train.get("per_pitch", {}).items():
+    i = int(p) - labels.pitch_min
+    if 0 <= i < labels.num_pitches:
+      pitch[i] += n
+  effect = np.array([train.get("per_effect", {}).get(e, 0) for e in labels.effects], float)
+  if pitch.sum() == 0 or effect.sum() == 0:
+    raise UserError("the dataset's training split has no notes in the model's pitch range "
+                    f"{labels.pitch_min}..{labels.pitch_min + labels.num_pitches - 1}")
+  return pitch / pitch.sum(), effect / effect.sum()

@@ -1,0 +1,147 @@
+"""The files of a run directory: what training writes and synthesis, evaluation and resumes read.
+
+  config.yaml       the resolved training config
+  labels.json       the label vocabularies (data.labels.Labels)
+  normalizer.json   the spectra's normalizer (spectral.Normalizer)
+  generator/        the exported generator: generator.json (config, labels, normalizer and
+                    the level it plays at) and its weights, float32 .weights.h5 or float16 .npz
+
+(checkpoints/, logs/ and samples/ belong to the training loop.)
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+import yaml
+
+from reverbsynth import spectral, storage
+from reverbsynth.data.labels import Labels
+from reverbsynth.errors import UserError
+from reverbsynth.model import networks
+
+CONFIG = "config.yaml"
+LABELS = "labels.json"
+NORMALIZER = "normalizer.json"
+GENERATOR_DIR = "generator"
+GENERATOR_JSON = "generator.json"
+WEIGHTS = "generator.weights.h5"
+COMPACT_WEIGHTS = "generator.float16.npz"  # In generator.weights order.
+EXPORT_FILES = {GENERATOR_JSON, WEIGHTS, COMPACT_WEIGHTS}
+# The generator shipped with the package (a compact export of a cpu run; the README says how).
+PRETRAINED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "pretrained")
+
+
+def model_config(config: dict, labels: Labels) -> networks.ModelConfig:
+  """The network shapes of a training config, with its label vocabularies' sizes."""
+  return networks.ModelConfig.from_config(config["model"], labels.num_pitches,
+                                         len(labels.effects))
+
+
+def spectral_config(config: dict) -> spectral.SpectralConfig:
+  """The spectral settings of a training config."""
+  s, a = config["spectral"], config["audio"]
+  return spectral.SpectralConfig(sample_rate=a["sample_rate"], num_samples=a["num_samples"],
+                                 nfft=s["nfft"], hop=s["hop"], frames=s["frames"],
+                                 mel=s["mel"])
+
+
+def start(run_dir, config: dict, labels: Labels, resume: bool) -> None:
+  """Writes a new run's config and labels; for `resume`, checks that the run's match."""
+  labels_path = os.path.join(run_dir, LABELS)
+  if not os.path.exists(labels_path):
+    with storage.atomic_path(os.path.join(run_dir, CONFIG)) as tmp, open(tmp, "w") as f:
+      yaml.safe_dump(config, f, sort_keys=False)
+    storage.write_json(labels_path, labels.to_json())
+    return
+  if not resume:
+    raise UserError(f"{run_dir} already holds a run: give --resume to continue it, "
+                    "or another --out")
+  saved = Labels.from_json(storage.read_json(labels_path))
+  if saved != labels:
+    raise UserError(f"the dataset's labels {list(labels.effects)} (pitches from "
+                    f"{labels.pitch_min}) do not match the run's {list(saved.effects)} "
+                    f"(from {saved.pitch_min}): resume with the dataset it was trained on")
+  with open(os.path.join(run_dir, CONFIG)) as f:
+    trained = yaml.safe_load(f)
+  changed = [k for k in ("audio", "spectral", "model") if trained.get(k) != config[k]]
+  if changed:
+    raise UserError(f"{run_dir} was trained with other {', '.join(changed)} settings "
+                    "than this config's (an older config?): give another --out, or remove "
+                    "that run to start it again")
+
+
+def read_normalizer(run_dir):
+  """The run's normalizer, or None before training has computed it."""
+  path = os.path.join(run_dir, NORMALIZER)
+  return spectral.Normalizer.from_json(storage.read_json(path)) if os.path.exists(path) else None
+
+
+def write_normalizer(run_dir, normalizer: spectral.Normalizer) -> None:
+  storage.write_json(os.path.join(run_dir, NORMALIZER), normalizer.to_json())
+
+
+@dataclasses.dataclass
+class Exported:
+  """A generator with all it needs to play: its config, labels, normalizer and level."""
+  generator: networks.Generator
+  config: dict
+  labels: Labels
+  normalizer: spectral.Normalizer
+  level: int
+
+
+def write_generator(directory, exported: Exported, float16: bool = False) -> None:
+  """Writes `exported` as `directory` (replaced as a whole): generator.json and the weights,
+  float32 .weights.h5, or float16 .npz (half the size; still computed in float32)."""
+  with storage.atomic_dir(directory) as tmp:
+    if float16:
+      with open(os.path.join(tmp, COMPACT_WEIGHTS), "wb") as f:
+        np.savez_compressed(f, **{f"{i:04d}": w.astype(np.float16)
+                                  for i, w in enumerate(exported.generator.get_weights())})
+    else:
+      exported.generator.save_weights(os.path.join(tmp, WEIGHTS))
+    storage.write_json(os.path.join(tmp, GENERATOR_JSON), {
+        "config": exported.config, "labels": exported.labels.to_json(),
+        "normalizer": exported.normalizer.to_json(), "level": exported.level})
+
+
+def generator_dir(directory) -> str:
+  """`directory` if it holds an exported generator, else its generator/; UserError if neither."""
+  directory = str(directory)
+  for candidate in (directory, os.path.join(directory, GENERATOR_DIR)):
+    if os.path.exists(os.path.join(candidate, GENERATOR_JSON)):
+      return candidate
+  raise UserError(f"{directory} holds no exported generator (no {GENERATOR_JSON}): give a "
+                  "run directory that finished at least one stage")
+
+
+def read_generator(directory) -> Exported:
+  """The exported generator in `directory` (or in a run directory's generator/)."""
+  directory = generator_dir(directory)
+  try:
+    info = storage.read_json(os.path.join(directory, GENERATOR_JSON))
+    labels = Labels.from_json(info["labels"])
+    generator = networks.Generator(model_config(info["config"], labels))
+    networks.build_generator(generator)
+    compact = os.path.join(directory, COMPACT_WEIGHTS)
+    if os.path.exists(compact):
+      with np.load(compact) as weights:
+        generator.set_weights([weights[f"{i:04d}"].astype(np.float32)
+                               for i in range(len(weights.files))])
+    else:
+      generator.load_weights(os.path.join(directory, WEIGHTS))
+  except (OSError, ValueError, KeyError) as e:
+    raise UserError(f"the exported generator in {directory} is incomplete or damaged "
+                    f"({type(e).__name__}: {e}); export it again by resuming the run") from None
+  return Exported(generator, info["config"], labels,
+                  spectral.Normalizer.from_json(info["normalizer"]), info["level"])
+
+
+def pretrained() -> str | None:
+  """The directory of the generator shipped with the package (or $REVERBSYNTH_PRETRAINED's;
+  empty: none), if it holds one."""
+  directory = os.environ.get("REVERBSYNTH_PRETRAINED", PRETRAINED)
+  return directory if directory and os.path.exists(
+      os.path.join(directory, GENERATOR_JSON)) else None
