@@ -255,7 +255,8 @@ class PipelineFailed(Exception):
 
 @contextlib.contextmanager
 def _stderr_to(log_fd: int):
-  """Sends file descriptor 2 (this process's and its workers') to `log_fd`.
+  """Sends file descriptor 2 (this process's and its workers') and Beam's Python log lines
+  to `log_fd`.
 
   Yields a writable stream on the real stderr, for the progress bar.
   """
@@ -263,9 +264,16 @@ def _stderr_to(log_fd: int):
   saved = os.dup(2)
   os.dup2(log_fd, 2)
   terminal = os.fdopen(os.dup(saved), "w")
+  beam = logging.getLogger("apache_beam")
+  to_log = logging.StreamHandler(os.fdopen(os.dup(log_fd), "w"))
+  beam.addHandler(to_log)
+  beam.propagate = False
   try:
     yield terminal
   finally:
+    beam.removeHandler(to_log)
+    beam.propagate = True
+    to_log.stream.close()
     sys.stderr.flush()
     os.dup2(saved, 2)
     os.close(saved)
