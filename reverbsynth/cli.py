@@ -232,17 +232,17 @@ def train(config_name, data, out, stages, resume, max_steps, progress, overrides
 
     reverbsynth train --stages 8
   """
-  from reverbsynth.training import config as config_lib
+  from reverbsynth.runs import config as config_lib
   from reverbsynth import paths
-  config = config_lib.load(config_name and os.path.expanduser(config_name), overrides)
+  config = config_lib.load(config_name, overrides)
   data = _dataset(data, "training on")
-  out = out or str(paths.default_run_dir(config["name"], data))
+  out = out or str(paths.default_run_dir(config.name, data))
   _writable_dir(out, "--out")
   from reverbsynth.training import cost, loop as training
   from reverbsynth.model import schedule
-  levels = config["model"]["num_levels"]
+  levels = config.model.num_levels
   if stages is not None and stages > schedule.num_stages(levels):
-    raise UserError(f"--stages {stages}: config '{config['name']}' has "
+    raise UserError(f"--stages {stages}: config '{config.name}' has "
                     f"{schedule.num_stages(levels)} stages ({levels} levels)")
   stages = stages or schedule.num_stages(levels)
   warning = cost.warning(config, stages)

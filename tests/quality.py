@@ -130,7 +130,7 @@ def curve(run_dir, data_dir) -> list:
       row = figures(generated_notes(stage_synth, pitches), pitches, synth.sample_rate, judge)
       points.append({"images": images, "generator": kind, **{
           m: row[m] / max(references[ref][m], 1e-9) for m, (ref, _) in TARGETS.items()}})
-      print(f"{synth.config['name']} {images} {kind}: "
+      print(f"{synth.config.name} {images} {kind}: "
             + ", ".join(f"{m} {points[-1][m]:.0%}" for m in TARGETS), flush=True)
       with open(path + ".tmp", "w") as f:  # After each point: a long run of them may be cut.
         json.dump(points, f, indent=1)

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from conftest import _metadata, run_cli, write_nsynth_tfrecord
-from reverbsynth.training import config as config_lib, inputs as train_input, loop as training
+from reverbsynth.runs import config as config_lib
+from reverbsynth.training import inputs as train_input, loop as training
 from reverbsynth.synthesis import synthesizer
 
 PITCHES = (48, 84)
@@ -35,7 +36,7 @@ def _pluck(pitch: int, brightness: float, rng) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
-  """(dataset dir, config dict): 2 pitches x 3 timbres x 3 velocities, dry + long reverb."""
+  """(dataset dir, Config): 2 pitches x 3 timbres x 3 velocities, dry + long reverb."""
   root = tmp_path_factory.mktemp("toy")
   rng = np.random.default_rng(0)
   notes = [(_metadata("bass", "synthetic", program, pitch, velocity, ()),
@@ -47,12 +48,13 @@ def toy(tmp_path_factory):
                    "--effect", "reverb(room_size=0.9,wet_level=0.6)", "--valid-fraction", 0,
                    "--test-fraction", 0, "--no-progress")
   assert result.returncode == 0, result.stderr
-  config = config_lib.load("tiny", ["train.deterministic=true"])
-  config.update(name="toy", audio={"sample_rate": SAMPLE_RATE, "num_samples": WINDOW},
-                spectral={"nfft": NFFT, "hop": 128, "frames": 32, "mel": False})
-  config["model"].update(start_shape=[8, 16], num_levels=3, fmap_base=128, fmap_max=32)
-  config["schedule"].update(images_per_stage=4000, batch_size=[16, 16, 16])
-  config["train"].update(sample_pitches=list(PITCHES))
+  config = config_lib.load("tiny", [
+      "train.deterministic=true", "name=toy", f"audio.sample_rate={SAMPLE_RATE}",
+      f"audio.num_samples={WINDOW}", f"spectral.nfft={NFFT}", "spectral.hop=128",
+      "spectral.frames=32", "spectral.mel=false", "model.start_shape=[8, 16]",
+      "model.num_levels=3", "model.fmap_base=128", "model.fmap_max=32",
+      "schedule.images_per_stage=4000", "schedule.batch_size=[16, 16, 16]",
+      f"train.sample_pitches={list(PITCHES)}"])
   return root / "ds", config
 
 

@@ -291,7 +291,8 @@ def test_song_picture_of_a_long_song_fits_a_screen(tmp_path, tiny_run, capsys):
 
 
 def test_a_model_below_16_khz_renders_at_16_khz_by_default(tmp_path, dataset, monkeypatch):
-  from reverbsynth.training import config as config_lib, loop as training
+  from reverbsynth.runs import config as config_lib
+  from reverbsynth.training import loop as training
   monkeypatch.setenv("REVERBSYNTH_NO_COST_CHECK", "1")
   config = config_lib.load("tiny", ["audio.sample_rate=8000", "audio.num_samples=2048",
                                     "spectral.nfft=128", "spectral.hop=64",

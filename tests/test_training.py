@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from reverbsynth.training import config as config_lib, loop as training, inputs as train_input
+from reverbsynth.runs import config as config_lib
+from reverbsynth.training import inputs as train_input, loop as training
 from reverbsynth.data import manifest
 from reverbsynth.data.labels import Labels
 from reverbsynth.synthesis import synthesizer
@@ -69,7 +70,8 @@ def test_exported_generator_reloads_and_generates(tiny_run):
 RESUME = """
 import json, sys
 import numpy as np
-from reverbsynth.training import config, loop as training
+from reverbsynth.runs import config
+from reverbsynth.training import loop as training
 data, out = sys.argv[1], sys.argv[2]
 # An EMA half-life of 8 steps: tiny's own (0.2 steps) forgets a wrongly restored EMA at once.
 cfg = config.load("tiny", ["train.deterministic=true", "optimizer.ema_half_life=2.0"])
@@ -133,7 +135,8 @@ import json, sys
 import numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from reverbsynth.training import config, loop as training
+from reverbsynth.runs import config
+from reverbsynth.training import loop as training
 training._strategy = lambda distribute: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 trainer = training.Trainer(config.load("tiny", ["train.distribute=true"]), sys.argv[1], sys.argv[2])
 terms = trainer.train(2, progress=False)
@@ -162,8 +165,8 @@ def test_mirrored_strategy_splits_batches_over_replicas_and_resumes_on_one(tmp_p
 
 def test_the_example_stream_restarts_after_any_count_across_epochs(dataset):
   config = config_lib.load("tiny")
-  labels = Labels.from_manifest(manifest.read(dataset), config["model"]["pitch_min"],
-                                config["model"]["num_pitches"])
+  labels = Labels.from_manifest(manifest.read(dataset), config.model.pitch_min,
+                                config.model.num_pitches)
   per_epoch = manifest.read(dataset)["counts"]["per_split"]["train"]["records"]
 
   def stream(skip, count):
@@ -212,8 +215,8 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, 
 def test_overrides_keep_the_types_of_the_config():
   config = config_lib.load("tiny", ["optimizer.learning_rate=1e-3", "schedule.images_per_stage=64",
                                     "model.start_shape=[4, 16]", "train.xla=true"])
-  assert config["optimizer"]["learning_rate"] == 1e-3
-  assert config["schedule"]["images_per_stage"] == 64 and config["train"]["xla"] is True
+  assert config.optimizer.learning_rate == 1e-3
+  assert config.schedule.images_per_stage == 64 and config.train.xla is True
   from reverbsynth.errors import UserError
   for bad, message in [("optimizer.learning_rate=fast", "takes a float"),
                        ("schedule.images_per_stage=1.5", "takes a int"),
@@ -224,7 +227,7 @@ def test_overrides_keep_the_types_of_the_config():
 
 def test_ema_half_life_is_a_fraction_of_a_stage():
   config = config_lib.load("cpu", ["optimizer.ema_half_life=0.05"])
-  per_stage = config["schedule"]["images_per_stage"]
+  per_stage = config.schedule.images_per_stage
   for batch in (8, 16, 64):
     decay = training.ema_decay(config, batch)
     # After 5 % of a stage's images the EMA holds half of where it started, after a whole
@@ -235,8 +238,8 @@ def test_ema_half_life_is_a_fraction_of_a_stage():
 
 def test_normalizer_leaves_tanh_headroom(dataset):
   config = config_lib.load("tiny", ["train.normalizer_margin=0.8"])
-  labels = Labels.from_manifest(manifest.read(dataset), config["model"]["pitch_min"],
-                                config["model"]["num_pitches"])
+  labels = Labels.from_manifest(manifest.read(dataset), config.model.pitch_min,
+                                config.model.num_pitches)
   normalizer = train_input.compute_normalizer(str(dataset), config, labels)
   x = next(iter(train_input.dataset(str(dataset), config, labels, normalizer, 32)))[0].numpy()
   for channel in range(2):
@@ -275,8 +278,8 @@ def test_a_config_at_a_lower_rate_reads_the_notes_resampled(dataset):
   config = config_lib.load("tiny", ["audio.sample_rate=8000", "audio.num_samples=2048",
                                     "spectral.nfft=128", "spectral.hop=64",
                                     "model.start_shape=[8, 16]"])
-  labels = Labels.from_manifest(manifest.read(dataset), config["model"]["pitch_min"],
-                                config["model"]["num_pitches"])
+  labels = Labels.from_manifest(manifest.read(dataset), config.model.pitch_min,
+                                config.model.num_pitches)
   normalizer = train_input.compute_normalizer(str(dataset), config, labels)
   spectra = next(iter(train_input.dataset(str(dataset), config, labels, normalizer, 4)))[0]
   assert spectra.shape == (4, 32, 64, 2)

@@ -20,7 +20,7 @@ from reverbsynth.data import manifest as manifest_lib, records
 from reverbsynth import spectral, storage
 from reverbsynth.progress import Progress
 from reverbsynth.data.labels import Labels
-from reverbsynth.runs import files
+from reverbsynth.runs.config import Config
 from reverbsynth.training import inputs as train_input
 from reverbsynth.model import layers as L
 
@@ -54,13 +54,13 @@ def build(shape: tuple, num_pitches: int, num_effects: int) -> keras.Model:
 class Judge:
   """A trained classifier with its input settings and held-out accuracy."""
   model: keras.Model
-  config: dict                   # The training config whose audio/spectral settings it reads.
+  config: Config                   # The training config whose audio/spectral settings it reads.
   labels: Labels
   normalizer: spectral.Normalizer
   accuracy: dict                 # {"pitch": float, "effect": float} on the test split.
 
   def __post_init__(self):
-    self.spectral = spectral.Spectral(files.spectral_config(self.config))
+    self.spectral = spectral.Spectral(self.config.spectral_config())
 
   def outputs(self, audio: np.ndarray, batch_size: int = 64) -> dict:
     """What the judge makes of audio [N, S], from one pass over its spectra:
@@ -94,18 +94,19 @@ class _StepProgress(keras.callbacks.Callback):
     self.bar.update(1, loss=float(logs["loss"]))
 
 
-def _key(config: dict, labels: Labels, epochs: int) -> str:
-  settings = {"audio": config["audio"], "spectral": config["spectral"],
+def _key(config: Config, labels: Labels, epochs: int) -> str:
+  sections = config.to_dict()
+  settings = {"audio": sections["audio"], "spectral": sections["spectral"],
               "labels": labels.to_json(), "epochs": epochs, "version": VERSION}
   return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def load_or_train(data_dir, config: dict, labels: Labels, epochs: int = 5,
+def load_or_train(data_dir, config: Config, labels: Labels, epochs: int = 5,
                   retrain: bool = False, progress: bool = True) -> Judge:
   """The judge cached for these settings in `data_dir`, trained first when there is none."""
   directory = os.path.join(data_dir, CLASSIFIER_DIR, _key(config, labels, epochs))
   info_path = os.path.join(directory, "judge.json")
-  shape = files.spectral_config(config).shape
+  shape = config.spectral_config().shape
   model = build(shape, labels.num_pitches, len(labels.effects))
   if os.path.exists(info_path) and not retrain:
     info = storage.read_json(info_path)
@@ -113,12 +114,12 @@ def load_or_train(data_dir, config: dict, labels: Labels, epochs: int = 5,
     return Judge(model, config, labels, spectral.Normalizer.from_json(info["normalizer"]),
                  info["accuracy"])
   logger.info(f"training the judge (classifier) on {data_dir}, {epochs} epochs; cached for reuse")
-  keras.utils.set_random_seed(config["seed"])
-  normalizer = train_input.compute_normalizer(data_dir, config, labels, config["seed"])
+  keras.utils.set_random_seed(config.seed)
+  normalizer = train_input.compute_normalizer(data_dir, config, labels, config.seed)
   manifest = manifest_lib.read(data_dir)
   batch = 32
   steps = max(MIN_STEPS, epochs * manifest["counts"]["per_split"]["train"]["records"] // batch)
-  data = train_input.dataset(data_dir, config, labels, normalizer, batch, config["seed"])
+  data = train_input.dataset(data_dir, config, labels, normalizer, batch, config.seed)
   data = data.map(lambda x, p, e: (x, {"pitch": p, "effect": e}))
   trainer = keras.Model(model.inputs, {"pitch": model.outputs[1], "effect": model.outputs[2]})
   trainer.compile(optimizer=keras.optimizers.Adam(1e-3),
@@ -128,8 +129,8 @@ def load_or_train(data_dir, config: dict, labels: Labels, epochs: int = 5,
     trainer.fit(data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0,
                 callbacks=[_StepProgress(bar)])
   judge = Judge(model, config, labels, normalizer, {})
-  test = records.read_split(data_dir, "test", config["audio"]["num_samples"],
-                            sample_rate=config["audio"]["sample_rate"],
+  test = records.read_split(data_dir, "test", config.audio.num_samples,
+                            sample_rate=config.audio.sample_rate,
                             pitches=labels.pitch_range)
   judge.accuracy = judge.accuracy_on(test["audio"], test["pitch"], test["effect"])
   os.makedirs(directory, exist_ok=True)

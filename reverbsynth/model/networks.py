@@ -28,12 +28,13 @@ class ModelConfig:
   channels: int = 2
 
   @classmethod
-  def from_config(cls, model: dict, num_pitches: int = 61, num_effects: int = 2):
-    """From a training config's `model` section and the label vocabularies' sizes."""
-    return cls(latent_size=model["latent_size"], num_pitches=num_pitches,
-               num_effects=num_effects, start_shape=tuple(model["start_shape"]),
-               num_levels=model["num_levels"], fmap_base=model["fmap_base"],
-               fmap_max=model["fmap_max"])
+  def from_config(cls, model, num_pitches: int = 61, num_effects: int = 2):
+    """From a training config's `model` section (runs.config.Model) and the label
+    vocabularies' sizes."""
+    return cls(latent_size=model.latent_size, num_pitches=num_pitches,
+               num_effects=num_effects, start_shape=tuple(model.start_shape),
+               num_levels=model.num_levels, fmap_base=model.fmap_base,
+               fmap_max=model.fmap_max)
 
   def filters(self, level: int) -> int:
     return min(int(self.fmap_base / 2 ** level), self.fmap_max)

@@ -19,6 +19,7 @@ from reverbsynth import spectral, storage
 from reverbsynth.data.labels import Labels
 from reverbsynth.errors import UserError
 from reverbsynth.model import networks
+from reverbsynth.runs.config import Config
 
 CONFIG = "config.yaml"
 LABELS = "labels.json"
@@ -33,26 +34,18 @@ PRETRAINED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
                           "pretrained")
 
 
-def model_config(config: dict, labels: Labels) -> networks.ModelConfig:
+def model_config(config: Config, labels: Labels) -> networks.ModelConfig:
   """The network shapes of a training config, with its label vocabularies' sizes."""
-  return networks.ModelConfig.from_config(config["model"], labels.num_pitches,
+  return networks.ModelConfig.from_config(config.model, labels.num_pitches,
                                          len(labels.effects))
 
 
-def spectral_config(config: dict) -> spectral.SpectralConfig:
-  """The spectral settings of a training config."""
-  s, a = config["spectral"], config["audio"]
-  return spectral.SpectralConfig(sample_rate=a["sample_rate"], num_samples=a["num_samples"],
-                                 nfft=s["nfft"], hop=s["hop"], frames=s["frames"],
-                                 mel=s["mel"])
-
-
-def start(run_dir, config: dict, labels: Labels, resume: bool) -> None:
+def start(run_dir, config: Config, labels: Labels, resume: bool) -> None:
   """Writes a new run's config and labels; for `resume`, checks that the run's match."""
   labels_path = os.path.join(run_dir, LABELS)
   if not os.path.exists(labels_path):
     with storage.atomic_path(os.path.join(run_dir, CONFIG)) as tmp, open(tmp, "w") as f:
-      yaml.safe_dump(config, f, sort_keys=False)
+      yaml.safe_dump(config.to_dict(), f, sort_keys=False)
     storage.write_json(labels_path, labels.to_json())
     return
   if not resume:
@@ -65,7 +58,7 @@ def start(run_dir, config: dict, labels: Labels, resume: bool) -> None:
                     f"(from {saved.pitch_min}): resume with the dataset it was trained on")
   with open(os.path.join(run_dir, CONFIG)) as f:
     trained = yaml.safe_load(f)
-  changed = [k for k in ("audio", "spectral", "model") if trained.get(k) != config[k]]
+  changed = [k for k in ("audio", "spectral", "model") if trained.get(k) != config.to_dict()[k]]
   if changed:
     raise UserError(f"{run_dir} was trained with other {', '.join(changed)} settings "
                     "than this config's (an older config?): give another --out, or remove "
@@ -86,7 +79,7 @@ def write_normalizer(run_dir, normalizer: spectral.Normalizer) -> None:
 class Exported:
   """A generator with all it needs to play: its config, labels, normalizer and level."""
   generator: networks.Generator
-  config: dict
+  config: Config
   labels: Labels
   normalizer: spectral.Normalizer
   level: int
@@ -103,7 +96,7 @@ def write_generator(directory, exported: Exported, float16: bool = False) -> Non
     else:
       exported.generator.save_weights(os.path.join(tmp, WEIGHTS))
     storage.write_json(os.path.join(tmp, GENERATOR_JSON), {
-        "config": exported.config, "labels": exported.labels.to_json(),
+        "config": exported.config.to_dict(), "labels": exported.labels.to_json(),
         "normalizer": exported.normalizer.to_json(), "level": exported.level})
 
 
@@ -123,7 +116,8 @@ def read_generator(directory) -> Exported:
   try:
     info = storage.read_json(os.path.join(directory, GENERATOR_JSON))
     labels = Labels.from_json(info["labels"])
-    generator = networks.Generator(model_config(info["config"], labels))
+    config = Config.from_dict(info["config"])
+    generator = networks.Generator(model_config(config, labels))
     networks.build_generator(generator)
     compact = os.path.join(directory, COMPACT_WEIGHTS)
     if os.path.exists(compact):
@@ -135,7 +129,7 @@ def read_generator(directory) -> Exported:
   except (OSError, ValueError, KeyError) as e:
     raise UserError(f"the exported generator in {directory} is incomplete or damaged "
                     f"({type(e).__name__}: {e}); export it again by resuming the run") from None
-  return Exported(generator, info["config"], labels,
+  return Exported(generator, config, labels,
                   spectral.Normalizer.from_json(info["normalizer"]), info["level"])
 
 

@@ -28,16 +28,16 @@ class Synthesizer(files.Exported):
   """An exported generator that plays: labels in, spectra and audio out."""
 
   def __post_init__(self):
-    self.spectral = spectral.Spectral(files.spectral_config(self.config))
+    self.spectral = spectral.Spectral(self.config.spectral_config())
     self.model_config = self.generator.config
 
   @property
   def sample_rate(self) -> int:
-    return self.config["audio"]["sample_rate"]
+    return self.config.audio.sample_rate
 
   @property
   def num_samples(self) -> int:
-    return self.config["audio"]["num_samples"]
+    return self.config.audio.num_samples
 
   @property
   def held_samples(self) -> int:

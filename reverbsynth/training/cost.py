@@ -6,17 +6,18 @@ import time
 import numpy as np
 
 from reverbsynth.model import networks, schedule
+from reverbsynth.runs.config import Config
 
 _MAX_HOURS_WITHOUT_WARNING = 24
 
 
-def macs_per_image(config: dict, level: int) -> float:
+def macs_per_image(config: Config, level: int) -> float:
   """Multiply-adds of one G forward + one D forward at `level` (convs and dense)."""
-  m = config["model"]
+  m = config.model
   model = networks.ModelConfig.from_config(m)
   filters = model.filters
   h0, w0, _ = model.shape(1)
-  total = m["latent_size"] * h0 * w0 * filters(1)  # G's first dense.
+  total = m.latent_size * h0 * w0 * filters(1)  # G's first dense.
   for l in range(1, level + 1):
     pixels = h0 * w0 * 4 ** (l - 1)
     convs = [(filters(1), filters(1))] if l == 1 else [(filters(l - 1), filters(l)),
@@ -40,23 +41,23 @@ def _has_gpu() -> bool:
   return bool(tf.config.list_physical_devices("GPU"))
 
 
-def estimate_hours(config: dict, stages: int) -> float:
+def estimate_hours(config: Config, stages: int) -> float:
   """Rough hours for `stages` stages: a D step with its gradient penalty and a G step
   cost ~10 forward passes; CPU convolutions reach about a third of matmul speed."""
-  levels = config["model"]["num_levels"]
-  per_stage = config["schedule"]["images_per_stage"]
+  levels = config.model.num_levels
+  per_stage = config.schedule.images_per_stage
   macs = sum(macs_per_image(config, schedule.stage(i, levels).level) * per_stage * 10
              for i in range(stages))
   return macs / (_macs_per_second() / 3) / 3600
 
 
-def warning(config: dict, stages: int):
+def warning(config: Config, stages: int):
   """A line for stderr when the config is far too big for this machine, else None."""
   if os.environ.get("REVERBSYNTH_NO_COST_CHECK") or _has_gpu():
     return None
   hours = estimate_hours(config, stages)
   if hours < _MAX_HOURS_WITHOUT_WARNING:
     return None
-  return (f"warning: config '{config['name']}' needs about {hours / 24:.0f} days for "
+  return (f"warning: config '{config.name}' needs about {hours / 24:.0f} days for "
           f"{stages} stages on this CPU; on a CPU, use --config configs/cpu.yaml "
           "(or a machine with a GPU)")

@@ -13,7 +13,7 @@ from reverbsynth import spectral
 from reverbsynth.data import manifest as manifest_lib, records
 from reverbsynth.data.labels import Labels
 from reverbsynth.errors import UserError
-from reverbsynth.runs import files
+from reverbsynth.runs.config import Config
 from reverbsynth.data.notes.note import resample
 
 
@@ -27,7 +27,7 @@ def _epoch(files: list, block: int, seed: int, index):
       lambda i, b: tf.random.experimental.stateless_shuffle(b, key(i + 1))).unbatch()
 
 
-def _examples(data_dir, config: dict, labels: Labels, seed: int, skip: int):
+def _examples(data_dir, config: Config, labels: Labels, seed: int, skip: int):
   """Shuffled, repeated (audio [N], pitch index, effect index), after `skip` examples.
 
   Each epoch has its own stateless order, so the stream restarts after any count by
@@ -37,14 +37,14 @@ def _examples(data_dir, config: dict, labels: Labels, seed: int, skip: int):
   files = manifest_lib.shard_paths(data_dir, manifest, "train")
   if not files:
     raise UserError(f"{data_dir} has no training split; rebuild it with a train fraction")
-  n = config["audio"]["num_samples"]
+  n = config.audio.num_samples
   spec = records.feature_spec(manifest["audio"]["num_samples"], ("audio", "pitch", "effect"))
   low, high = labels.pitch_min, labels.pitch_min + labels.num_pitches - 1
   per_pitch = manifest["counts"]["per_split"]["train"]["per_pitch"]
   per_epoch = sum(c for p, c in per_pitch.items() if low <= int(p) <= high)
   first_epoch, within = divmod(skip, max(per_epoch, 1))
 
-  rates = (manifest["audio"]["sample_rate"], config["audio"]["sample_rate"])
+  rates = (manifest["audio"]["sample_rate"], config.audio.sample_rate)
 
   def parse(record):
     x = tf.io.parse_single_example(record, spec)
@@ -55,7 +55,7 @@ def _examples(data_dir, config: dict, labels: Labels, seed: int, skip: int):
       audio.set_shape([manifest["audio"]["num_samples"] * rates[1] // rates[0]])
     return audio[:n], tf.cast(x["pitch"] - low, tf.int32), tf.cast(x["effect"], tf.int32)
 
-  block = config["train"]["shuffle_buffer"]
+  block = config.train.shuffle_buffer
   ds = tf.data.Dataset.range(first_epoch, 2 ** 62).flat_map(
       lambda e: _epoch(files, block, seed, e))
   ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -63,10 +63,10 @@ def _examples(data_dir, config: dict, labels: Labels, seed: int, skip: int):
   return ds.skip(within)
 
 
-def dataset(data_dir, config: dict, labels: Labels, normalizer: spectral.Normalizer, batch: int,
+def dataset(data_dir, config: Config, labels: Labels, normalizer: spectral.Normalizer, batch: int,
             seed: int = 0, skip: int = 0) -> tf.data.Dataset:
   """Batches of (spectra, pitch one-hot, effect one-hot) starting after `skip` examples."""
-  sp = spectral.Spectral(files.spectral_config(config))
+  sp = spectral.Spectral(config.spectral_config())
 
   def to_spectra(audio, pitch, effect):
     x = normalizer.normalize(sp.audio_to_spectra(audio))
@@ -78,14 +78,14 @@ def dataset(data_dir, config: dict, labels: Labels, normalizer: spectral.Normali
                 deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
-def compute_normalizer(data_dir, config: dict, labels: Labels, seed: int = 0) -> spectral.Normalizer:
+def compute_normalizer(data_dir, config: Config, labels: Labels, seed: int = 0) -> spectral.Normalizer:
   """Maps the 0.1 and 99.9 percentiles of each channel over training examples to
   -/+ `train.normalizer_margin` (GANSynth: 0.8), so that tanh reaches silence unsaturated."""
-  sp = spectral.Spectral(files.spectral_config(config))
-  count = config["train"]["normalizer_examples"]
+  sp = spectral.Spectral(config.spectral_config())
+  count = config.train.normalizer_examples
   audio = [a for a, _, _ in _examples(data_dir, config, labels, seed, 0).take(count)]
   spectra = sp.audio_to_spectra(tf.stack(audio)).numpy()
-  margin = config["train"]["normalizer_margin"]
+  margin = config.train.normalizer_margin
   scale, offset = [], []
   for channel in range(spectra.shape[-1]):
     lo, hi = np.percentile(spectra[..., channel], [0.1, 99.9])

@@ -24,6 +24,7 @@ from reverbsynth import spectral
 from reverbsynth.data import manifest as manifest_lib
 from reverbsynth.data.labels import Labels, label_prior
 from reverbsynth.runs import files
+from reverbsynth.runs.config import Config
 from reverbsynth.synthesis import outputs
 from reverbsynth.synthesis.synthesizer import Synthesizer
 from reverbsynth.training import inputs as train_input
@@ -38,9 +39,9 @@ class NaNLossError(Failure):
   """A loss became NaN; the last good checkpoint is kept."""
 
 
-def _check_shapes(config: dict) -> None:
-  sc = files.spectral_config(config)
-  mc = config["model"]
+def _check_shapes(config: Config) -> None:
+  sc = config.spectral_config()
+  mc = config.model
   top = [s * 2 ** (mc["num_levels"] - 1) for s in mc["start_shape"]]
   if top != [sc.frames, sc.bins]:
     raise UserError(f"model.start_shape x 2^(num_levels-1) = {top} must equal the spectra's "
@@ -60,30 +61,30 @@ def checkpoint_variables(model: keras.Model) -> dict:
 class Trainer:
   """Trains `config` on the dataset `data_dir` into `run_dir`."""
 
-  def __init__(self, config: dict, data_dir: str, run_dir: str, resume: bool = False):
+  def __init__(self, config: Config, data_dir: str, run_dir: str, resume: bool = False):
     _check_shapes(config)
     # First of all: tf.data's shuffles and the initial weights depend on the global seed.
-    keras.utils.set_random_seed(config["seed"])
-    if config["train"]["deterministic"]:
+    keras.utils.set_random_seed(config.seed)
+    if config.train.deterministic:
       _deterministic_ops()
     self.config, self.data_dir, self.run_dir = config, data_dir, run_dir
     manifest = manifest_lib.read(data_dir)
     os.makedirs(run_dir, exist_ok=True)
-    self.labels = Labels.from_manifest(manifest, config["model"]["pitch_min"],
-                                       config["model"]["num_pitches"])
+    self.labels = Labels.from_manifest(manifest, config.model.pitch_min,
+                                       config.model.num_pitches)
     files.start(run_dir, config, self.labels, resume)
     self.pitch_prior, self.effect_prior = label_prior(manifest, self.labels)
     self.normalizer = self._normalizer()
     self.model_config = files.model_config(config, self.labels)
-    self.loss_config = losses.LossConfig(**config["loss"])
+    self.loss_config = config.loss
     # Counters live on the host, outside the strategy: the loop reads them every step.
     self.step = tf.Variable(0, dtype=tf.int64)
     self.stage = tf.Variable(0, dtype=tf.int64)
     self.images_in_stage = tf.Variable(0, dtype=tf.int64)
     self.images_total = tf.Variable(0, dtype=tf.int64)
-    self.strategy = _strategy(config["train"]["distribute"])
-    with self.strategy.scope(), _dtype_policy(config["train"]["precision"]):
-      self._build_state(config["optimizer"], config["train"]["precision"])
+    self.strategy = _strategy(config.train.distribute)
+    with self.strategy.scope(), _dtype_policy(config.train.precision):
+      self._build_state(config.optimizer, config.train.precision)
     self.manager = tf.train.CheckpointManager(
         self.checkpoint, os.path.join(run_dir, "checkpoints"), max_to_keep=2,
         checkpoint_name="latest")
@@ -121,7 +122,7 @@ class Trainer:
     normalizer = files.read_normalizer(self.run_dir)
     if normalizer is None:
       normalizer = train_input.compute_normalizer(self.data_dir, self.config, self.labels,
-                                                  self.config["seed"])
+                                                  self.config.seed)
       files.write_normalizer(self.run_dir, normalizer)
     return normalizer
 
@@ -200,7 +201,7 @@ class Trainer:
         averaged.assign(decay * averaged + (1.0 - decay) * current)
       return terms
 
-    return tf.function(step, jit_compile=bool(self.config["train"]["xla"]))
+    return tf.function(step, jit_compile=bool(self.config.train.xla))
 
   # --- the loop --------------------------------------------------------------
 
@@ -214,12 +215,12 @@ class Trainer:
     total_stages = schedule.num_stages(levels)
     if not 1 <= stages <= total_stages:
       raise UserError(f"--stages must be 1..{total_stages} for {levels} levels")
-    per_stage = self.config["schedule"]["images_per_stage"]
+    per_stage = self.config.schedule.images_per_stage
     last_save, steps_done, terms = time.monotonic(), 0, {}
     bar = _ProgressBar(progress, stages, per_stage, int(self.stage))
     while int(self.stage) < stages:
       st = schedule.stage(int(self.stage), levels)
-      batch = self.config["schedule"]["batch_size"][st.level - 1]
+      batch = self.config.schedule.batch_size[st.level - 1]
       key = (st.level, batch)
       if key not in self._steps:
         self._steps[key] = self._make_step(*key)
@@ -228,7 +229,7 @@ class Trainer:
         _reset_optimizer(self.d_opt)
       data = iter(self.strategy.experimental_distribute_dataset(train_input.dataset(
           self.data_dir, self.config, self.labels, self.normalizer, batch,
-          self.config["seed"], skip=int(self.images_total))))
+          self.config.seed, skip=int(self.images_total))))
       while int(self.images_in_stage) < per_stage:
         if max_steps is not None and steps_done >= max_steps:
           self.manager.save()
@@ -238,7 +239,7 @@ class Trainer:
         real, pitch, effect = next(data)
         fetched = time.perf_counter()
         alpha = tf.constant(st.alpha(int(self.images_in_stage), per_stage), tf.float32)
-        seed = tf.stack([tf.constant(self.config["seed"], tf.int64), self.step.value()])
+        seed = tf.stack([tf.constant(self.config.seed, tf.int64), self.step.value()])
         terms = {k: float(v) for k, v in self._steps[key](real, pitch, effect, alpha,
                                                            seed).items()}
         self.input_seconds += fetched - started
@@ -254,7 +255,7 @@ class Trainer:
         steps_done += 1
         self._summaries(terms, st, float(alpha))
         bar.update(st, int(self.images_in_stage), batch, terms)
-        if time.monotonic() - last_save > 60 * self.config["train"]["checkpoint_minutes"]:
+        if time.monotonic() - last_save > 60 * self.config.train.checkpoint_minutes:
           self.manager.save()
           last_save = time.monotonic()
       self._finish_stage(st)
@@ -262,7 +263,7 @@ class Trainer:
     return terms
 
   def _summaries(self, terms: dict, st, alpha: float) -> None:
-    if int(self.step) % self.config["train"]["summary_steps"]:
+    if int(self.step) % self.config.train.summary_steps:
       return
     with self.writer.as_default(step=int(self.images_total)):
       for name, value in terms.items():
@@ -278,15 +279,15 @@ class Trainer:
     audio, image = self.sample_grid(st.level)
     samples = os.path.join(self.run_dir, "samples")
     outputs.write_wav(os.path.join(samples, f"stage-{st.index:02d}.wav"), audio,
-                      self.config["audio"]["sample_rate"])
+                      self.config.audio.sample_rate)
     outputs.write_png(os.path.join(samples, f"stage-{st.index:02d}.png"), image)
     real = next(iter(train_input.dataset(self.data_dir, self.config, self.labels,
-                                         self.normalizer, 4, self.config["seed"])))[0]
+                                         self.normalizer, 4, self.config.seed)))[0]
     with self.writer.as_default(step=int(self.images_total)):
       tf.summary.image("spectra/generated", tf.cast(image, tf.float32)[None] / 255.0)
       tf.summary.image("spectra/real", outputs.spectra_image(real.numpy()))
       tf.summary.audio("audio/generated", audio.reshape(1, -1, 1),
-                       self.config["audio"]["sample_rate"])
+                       self.config.audio.sample_rate)
     files.write_generator(os.path.join(self.run_dir, files.GENERATOR_DIR),
                           self._synthesizer(st.level))
     self.stage.assign_add(1)
@@ -301,9 +302,9 @@ class Trainer:
   def sample_grid(self, level: int):
     """(audio float32 [N_total], PNG image uint8 [H, W, 1]): effects down, pitches across."""
     synth = self._synthesizer(level)
-    pitches = [p for p in self.config["train"]["sample_pitches"] if p in synth.pitches]
+    pitches = [p for p in self.config.train.sample_pitches if p in synth.pitches]
     rows, cols = len(self.labels.effects), len(pitches)
-    z = np.repeat(synth.latents(1, self.config["seed"]), rows * cols, axis=0)
+    z = np.repeat(synth.latents(1, self.config.seed), rows * cols, axis=0)
     pitch, effect = np.tile(pitches, rows), np.repeat(np.arange(rows), cols)
     spectra = synth.spectra(z, pitch, effect)
     gap = np.zeros(int(GAP_SECONDS * synth.sample_rate), np.float32)
@@ -315,14 +316,14 @@ class Trainer:
     return audio, (grid[..., None] * 255).astype(np.uint8)
 
 
-def ema_decay(config: dict, batch: int) -> float:
+def ema_decay(config: Config, batch: int) -> float:
   """The generator EMA's decay per step of `batch` images.
 
   `optimizer.ema_half_life` is a fraction of a stage's images: GANSynth's 0.999 is a
   half-life of 0.7 % of its 800k-image stages; the same decay over a 4k-image stage
   would leave the top level's EMA mostly its random init.
   """
-  half_life = config["optimizer"]["ema_half_life"] * config["schedule"]["images_per_stage"]
+  half_life = config.optimizer.ema_half_life * config.schedule.images_per_stage
   return 0.5 ** (batch / max(half_life, 1e-9))
 
 
@@ -346,9 +347,6 @@ def _deterministic_ops() -> None:
   tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
 
 
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-
-
 def _strategy(distribute: bool) -> tf.distribute.Strategy:
   """MirroredStrategy over all visible GPUs (the CPU when there are none), or no strategy."""
   return tf.distribute.MirroredStrategy() if distribute else tf.distribute.get_strategy()
@@ -357,8 +355,6 @@ def _strategy(distribute: bool) -> tf.distribute.Strategy:
 @contextlib.contextmanager
 def _dtype_policy(precision: str):
   """Keras layers made inside compute in `precision`; variables stay float32."""
-  if precision not in PRECISIONS:
-    raise UserError(f"train.precision {precision!r} is not one of {', '.join(PRECISIONS)}")
   previous = keras.config.dtype_policy()
   keras.config.set_dtype_policy(precision)
   try:

@@ -20,7 +20,7 @@ import pretty_midi  # noqa: E402
 from reverbsynth import spectral  # noqa: E402
 from reverbsynth.data.labels import Labels  # noqa: E402
 from reverbsynth.runs import files  # noqa: E402
-from reverbsynth.training import config as config_lib  # noqa: E402
+from reverbsynth.runs import config as config_lib  # noqa: E402
 from reverbsynth.synthesis import songs, synthesizer
 from reverbsynth.model import networks  # noqa: E402
 
@@ -36,7 +36,7 @@ def cpu_synthesizer() -> synthesizer.Synthesizer:
   networks.build_generator(generator)
   return synthesizer.Synthesizer(generator, config, labels,
                                spectral.Normalizer((1.0, 1.0), (0.0, 0.0)),
-                               config["model"]["num_levels"])
+                               config.model.num_levels)
 
 
 def long_song(path) -> None:

@@ -15,7 +15,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["REVERBSYNTH_NO_COST_CHECK"] = "1"
 
-from reverbsynth.training import config as config_lib, loop as training
+from reverbsynth.runs import config as config_lib
+from reverbsynth.training import loop as training
 from reverbsynth import paths
 from reverbsynth.model import schedule  # noqa: E402
 
@@ -29,12 +30,12 @@ def bench(config_name: str, data_dir: str) -> None:
   run_dir = tempfile.mkdtemp(prefix=f"reverbsynth-bench-{config_name}-")
   try:
     trainer = training.Trainer(config, data_dir, run_dir)
-    levels = config["model"]["num_levels"]
+    levels = config.model.num_levels
     print(f"\ntraining speed, config '{config_name}' ({os.cpu_count()} cores)")
     print(f"  {'stage':>5}  {'level':>5}  {'kind':<10} {'images/s':>9}  {'input wait':>10}")
     for index in range(schedule.num_stages(levels)):
       st = schedule.stage(index, levels)
-      batch = config["schedule"]["batch_size"][st.level - 1]
+      batch = config.schedule.batch_size[st.level - 1]
       trainer.stage.assign(index)
       trainer.images_in_stage.assign(0)
       trainer.images_total.assign(0)  # No skipping: steady-state input.

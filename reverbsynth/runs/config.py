@@ -1,0 +1,227 @@
+"""Training configs, typed: YAML files in configs/ (each may name a `base` and list only what
+differs from it), plus `section.key=value` overrides checked against the types here."""
+
+import dataclasses
+import os
+import typing
+
+import yaml
+
+from reverbsynth import paths, spectral
+from reverbsynth.errors import UserError
+from reverbsynth.model.losses import LossConfig
+
+DEFAULT = "reverbsynth"
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+@dataclasses.dataclass(frozen=True)
+class Audio:
+  """Notes as the model hears them: resampled to `sample_rate`, the first `num_samples`."""
+  sample_rate: int
+  num_samples: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Spectral:
+  """STFT size and hop, frames per note, mel (IF-Mel) or linear bins."""
+  nfft: int
+  hop: int
+  frames: int
+  mel: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+  """Network shapes: spectra [start_shape * 2^(num_levels-1), 2] at the top level."""
+  latent_size: int
+  num_pitches: int
+  pitch_min: int
+  start_shape: typing.Tuple[int, ...]
+  num_levels: int
+  fmap_base: int
+  fmap_max: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Optimizer:
+  """Adam's settings; the generator EMA's half-life as a fraction of a stage's images."""
+  learning_rate: float
+  beta_1: float
+  beta_2: float
+  ema_half_life: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+  """Images per stage (a stable or a fade-in stage) and the batch size per level."""
+  images_per_stage: int
+  batch_size: typing.Tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Train:
+  """How the loop runs: checkpoints, summaries, input, samples, precision, devices."""
+  checkpoint_minutes: int
+  summary_steps: int
+  shuffle_buffer: int
+  normalizer_margin: float
+  normalizer_examples: int
+  sample_pitches: typing.Tuple[int, ...]
+  xla: bool
+  deterministic: bool
+  precision: str
+  distribute: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """A whole training config; `to_dict` is its YAML (a run's config.yaml, generator.json)."""
+  name: str
+  seed: int
+  audio: Audio
+  spectral: Spectral
+  model: Model
+  loss: LossConfig
+  optimizer: Optimizer
+  schedule: Schedule
+  train: Train
+
+  def __post_init__(self):
+    if len(self.schedule.batch_size) != self.model.num_levels:
+      raise UserError(f"schedule.batch_size needs one size per level ({self.model.num_levels})")
+    if self.train.precision not in PRECISIONS:
+      raise UserError(f"train.precision {self.train.precision!r} is not one of "
+                      f"{', '.join(PRECISIONS)}")
+
+  def spectral_config(self) -> spectral.SpectralConfig:
+    return spectral.SpectralConfig(self.audio.sample_rate, self.audio.num_samples,
+                                   self.spectral.nfft, self.spectral.hop, self.spectral.frames,
+                                   self.spectral.mel)
+
+  def to_dict(self) -> dict:
+    """Plain YAML/JSON values: sections as dicts, tuples as lists."""
+    def plain(value):
+      if dataclasses.is_dataclass(value):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+      return list(value) if isinstance(value, tuple) else value
+    return plain(self)
+
+  @classmethod
+  def from_dict(cls, data: dict) -> "Config":
+    """The config of `data` (as to_dict writes it); UserError for an unknown, missing or
+    mistyped key."""
+    return _build(cls, data, "")
+
+
+def _build(kind, data, where: str):
+  """An instance of the dataclass `kind` from the dict `data` at key path `where`."""
+  if not isinstance(data, dict):
+    raise UserError(f"config key {where!r} takes a dict, not {data!r}")
+  fields = {f.name: f for f in dataclasses.fields(kind)}
+  hints = typing.get_type_hints(kind)
+  for key in data:
+    if key not in fields:
+      raise UserError(f"config key {_join(where, key)!r} does not exist (valid under "
+                      f"{where or 'the top level'}: {', '.join(fields)})")
+  missing = [k for k in fields if k not in data]
+  if missing:
+    raise UserError(f"config is missing {_join(where, missing[0])!r}: give it in the YAML "
+                    "or its base")
+  values = {}
+  for key, field in fields.items():
+    hint, path = hints[key], _join(where, key)
+    if dataclasses.is_dataclass(hint):
+      values[key] = _build(hint, data[key], path)
+    else:
+      values[key] = _typed(path, data[key], hint)
+  return kind(**values)
+
+
+def _join(where: str, key: str) -> str:
+  return f"{where}.{key}" if where else key
+
+
+def _typed(key: str, value, hint):
+  """`value` as a `hint` (int, float, bool, str or Tuple[int, ...]); UserError if it is not one."""
+  if typing.get_origin(hint) is tuple:
+    if not isinstance(value, (list, tuple)):
+      raise UserError(f"config key {key!r} takes a list, not {value!r}")
+    return tuple(_typed(key, v, typing.get_args(hint)[0]) for v in value)
+  if hint in (int, float) and isinstance(value, str):
+    try:
+      value = float(value)  # YAML reads 1e30 (no dot) as a string.
+    except ValueError:
+      pass
+  if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+    return value
+  if hint is int and isinstance(value, (int, float)) and not isinstance(value, bool) \
+      and float(value).is_integer():
+    return int(value)
+  if hint in (bool, str) and isinstance(value, hint):
+    return value
+  raise UserError(f"config key {key!r} takes a {hint.__name__}, not {value!r}")
+
+
+def _path(name, relative_to=None) -> str:
+  """The YAML file of a config name (in configs/) or path (against `relative_to`'s folder)."""
+  name = os.path.expanduser(str(name))
+  for candidate in (os.path.join(os.path.dirname(relative_to or ""), name), name):
+    if os.path.isfile(candidate):
+      return candidate
+  candidate = paths.CONFIG_DIR / (name if name.endswith(".yaml") else f"{name}.yaml")
+  if candidate.is_file():
+    return str(candidate)
+  known = sorted(p.stem for p in paths.CONFIG_DIR.glob("*.yaml") if p.stem != "effects")
+  raise UserError(f"config {name!r} not found; give a YAML file or one of: {', '.join(known)}")
+
+
+def _merge(base: dict, over: dict) -> dict:
+  """`base` with `over`'s keys, sections merged key by key."""
+  out = dict(base)
+  for key, value in over.items():
+    out[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(
+        base.get(key), dict) else value
+  return out
+
+
+def _read(path: str, seen=()) -> dict:
+  """The YAML at `path` over its `base` (recursively), as a dict."""
+  if path in seen:
+    raise UserError(f"config {path} is its own base (through {', '.join(seen)})")
+  with open(path) as f:
+    data = yaml.safe_load(f) or {}
+  if not isinstance(data, dict):
+    raise UserError(f"config {path} is not a YAML mapping")
+  base = data.pop("base", None)
+  return _merge(_read(_path(base, path), (*seen, path)), data) if base else data
+
+
+def _override(data: dict, item: str) -> dict:
+  """`data` with one `section.key=value` set; the key must exist (types are checked later)."""
+  key, sep, text = item.partition("=")
+  if not sep:
+    raise UserError(f"override {item!r}: write key.path=value, e.g. schedule.images_per_stage=1000")
+  parts = key.strip().split(".")
+  node = data
+  for depth, part in enumerate(parts):
+    if not isinstance(node, dict) or part not in node:
+      where = ".".join(parts[:depth]) or "the top level"
+      valid = ", ".join(sorted(node)) if isinstance(node, dict) else "none"
+      raise UserError(f"config key {key!r} does not exist (valid under {where}: {valid})")
+    if depth < len(parts) - 1:
+      node = node[part]
+  value = yaml.safe_load(text)
+  if isinstance(node[parts[-1]], dict) and not isinstance(value, dict):
+    raise UserError(f"config key {key!r} takes a dict, not {value!r}")
+  node[parts[-1]] = value
+  return data
+
+
+def load(name=None, overrides=()) -> Config:
+  """The config named `name` (a YAML file, or a name in configs/; default reverbsynth) with
+  `section.key=value` overrides."""
+  data = _read(_path(name or DEFAULT))
+  for item in overrides:
+    data = _override(data, item)
+  return Config.from_dict(data)

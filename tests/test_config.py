@@ -1,0 +1,64 @@
+"""Typed training configs: YAML bases, strict keys and types, the shipped model's config."""
+
+import json
+
+import pytest
+import yaml
+
+from reverbsynth import paths
+from reverbsynth.errors import UserError
+from reverbsynth.runs import config as config_lib, files
+
+SHIPPED = ("tiny", "cpu", "reverbsynth", "gansynth")
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_the_shipped_configs_load_and_round_trip(name):
+  config = config_lib.load(name)
+  assert config.name == name
+  assert config_lib.Config.from_dict(config.to_dict()) == config
+  assert isinstance(config.schedule.batch_size, tuple) and config.spectral_config().bins > 0
+
+
+def test_a_config_lists_only_what_differs_from_its_base(tmp_path):
+  path = tmp_path / "mine.yaml"
+  path.write_text("base: tiny\nname: mine\nschedule: {images_per_stage: 48}\n")
+  mine, tiny = config_lib.load(str(path)).to_dict(), config_lib.load("tiny").to_dict()
+  assert mine["schedule"] == {**tiny["schedule"], "images_per_stage": 48}
+  assert {k: v for k, v in mine.items() if k not in ("name", "schedule")} == \
+      {k: v for k, v in tiny.items() if k not in ("name", "schedule")}
+  # The shipped ones too: cpu names only what differs from reverbsynth.
+  cpu = yaml.safe_load((paths.CONFIG_DIR / "cpu.yaml").read_text())
+  assert cpu["base"] == "reverbsynth" and "seed" not in cpu and "beta_1" not in cpu["optimizer"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("base: tiny\nschedule: {images_per_stag: 48}\n", "'schedule.images_per_stag' does not exist"),
+    ("base: tiny\nloss: {ac_weight: heavy}\n", "'loss.ac_weight' takes a float"),
+    ("base: tiny\nmodel: {start_shape: 8}\n", "'model.start_shape' takes a list"),
+    ("base: tiny\nschedule: {batch_size: [8, 8]}\n", "one size per level (3)"),
+    ("name: bare\n", "missing 'seed'"),
+    ("base: loop.yaml\n", "is its own base"),
+])
+def test_a_bad_yaml_is_refused_with_the_key(tmp_path, text, message):
+  path = tmp_path / "loop.yaml"
+  path.write_text(text)
+  with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    config_lib.load(str(path))
+
+
+def test_overrides_are_checked_against_the_types():
+  config = config_lib.load("tiny", ["schedule.batch_size=[4, 4, 4]", "train.checkpoint_minutes=1e1"])
+  assert config.schedule.batch_size == (4, 4, 4) and config.train.checkpoint_minutes == 10
+  for bad, message in [("schedule.batch_size=[4, 4.5, 4]", "takes a int"),
+                       ("train.sample_pitches=36", "takes a list"),
+                       ("nope.key=1", "does not exist"), ("train.precision=3", "takes a str")]:
+    with pytest.raises(UserError, match=message):
+      config_lib.load("tiny", [bad])
+
+
+def test_the_shipped_models_config_loads():
+  with open(f"{files.PRETRAINED}/{files.GENERATOR_JSON}") as f:
+    saved = json.load(f)["config"]
+  config = config_lib.Config.from_dict(saved)
+  assert config.to_dict() == saved and config.name == "cpu"
