@@ -47,10 +47,17 @@ def test_a_bad_yaml_is_refused_with_the_key(tmp_path, text, message):
     config_lib.load(str(path))
 
 
-def test_overrides_are_checked_against_the_types():
-  config = config_lib.load("tiny", ["schedule.batch_size=[4, 4, 4]", "train.checkpoint_minutes=1e1"])
+def test_overrides_keep_the_types_of_the_config():
+  config = config_lib.load("tiny", ["optimizer.learning_rate=1e-3", "schedule.images_per_stage=64",
+                                    "model.start_shape=[4, 16]", "train.xla=true",
+                                    "schedule.batch_size=[4, 4, 4]", "train.checkpoint_minutes=1e1"])
+  assert config.optimizer.learning_rate == 1e-3 and config.model.start_shape == (4, 16)
+  assert config.schedule.images_per_stage == 64 and config.train.xla is True
   assert config.schedule.batch_size == (4, 4, 4) and config.train.checkpoint_minutes == 10
-  for bad, message in [("schedule.batch_size=[4, 4.5, 4]", "takes a int"),
+  for bad, message in [("optimizer.learning_rate=fast", "takes a float"),
+                       ("schedule.images_per_stage=1.5", "takes a int"),
+                       ("train.xla=maybe", "takes a bool"), ("model=3", "takes a dict"),
+                       ("schedule.batch_size=[4, 4.5, 4]", "takes a int"),
                        ("train.sample_pitches=36", "takes a list"),
                        ("nope.key=1", "does not exist"), ("train.precision=3", "takes a str")]:
     with pytest.raises(UserError, match=message):

@@ -212,19 +212,6 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, 
   assert (out / "labels.json").is_file()
 
 
-def test_overrides_keep_the_types_of_the_config():
-  config = config_lib.load("tiny", ["optimizer.learning_rate=1e-3", "schedule.images_per_stage=64",
-                                    "model.start_shape=[4, 16]", "train.xla=true"])
-  assert config.optimizer.learning_rate == 1e-3
-  assert config.schedule.images_per_stage == 64 and config.train.xla is True
-  from reverbsynth.errors import UserError
-  for bad, message in [("optimizer.learning_rate=fast", "takes a float"),
-                       ("schedule.images_per_stage=1.5", "takes a int"),
-                       ("train.xla=maybe", "takes a bool"), ("model=3", "takes a dict")]:
-    with pytest.raises(UserError, match=message):
-      config_lib.load("tiny", [bad])
-
-
 def test_ema_half_life_is_a_fraction_of_a_stage():
   config = config_lib.load("cpu", ["optimizer.ema_half_life=0.05"])
   per_stage = config.schedule.images_per_stage
