@@ -24,7 +24,7 @@ from reverbsynth import spectral
 from reverbsynth.data import manifest as manifest_lib
 from reverbsynth.data.labels import Labels, label_prior
 from reverbsynth.runs import files
-from reverbsynth.runs.config import Config
+from reverbsynth.runs.config import Config, Optimizer
 from reverbsynth.synthesis import outputs
 from reverbsynth.synthesis.synthesizer import Synthesizer
 from reverbsynth.training import inputs as train_input
@@ -42,7 +42,7 @@ class NaNLossError(Failure):
 def _check_shapes(config: Config) -> None:
   sc = config.spectral_config()
   mc = config.model
-  top = [s * 2 ** (mc["num_levels"] - 1) for s in mc["start_shape"]]
+  top = [s * 2 ** (mc.num_levels - 1) for s in mc.start_shape]
   if top != [sc.frames, sc.bins]:
     raise UserError(f"model.start_shape x 2^(num_levels-1) = {top} must equal the spectra's "
                     f"[frames, nfft/2] = {[sc.frames, sc.bins]}")
@@ -95,7 +95,7 @@ class Trainer:
     self.input_seconds = 0.0  # Waiting for real batches, since this object was made.
     self.step_seconds = 0.0   # Running training steps.
 
-  def _build_state(self, opt: dict, precision: str) -> None:
+  def _build_state(self, opt: Optimizer, precision: str) -> None:
     """Networks, EMA, optimizers and the checkpoint (in the strategy's scope)."""
     self.generator, self.discriminator = networks.build(self.model_config)
     self.ema = networks.Generator(self.model_config, name="generator_ema")
@@ -103,8 +103,8 @@ class Trainer:
     self.ema.set_weights(self.generator.get_weights())
 
     def make_adam():
-      adam = keras.optimizers.Adam(opt["learning_rate"], beta_1=opt["beta_1"],
-                                   beta_2=opt["beta_2"], epsilon=1e-8)
+      adam = keras.optimizers.Adam(opt.learning_rate, beta_1=opt.beta_1,
+                                   beta_2=opt.beta_2, epsilon=1e-8)
       return keras.optimizers.LossScaleOptimizer(adam) if precision == "mixed_float16" else adam
 
     self.g_opt, self.d_opt = make_adam(), make_adam()
