@@ -1,4 +1,4 @@
-"""Real spectra for training: tf.data from a built dataset, normalizer, label prior.
+"""Real spectra for training: tf.data from a built dataset, and the normalizer's statistics.
 
 Elements are (spectra [B, T, F, 2] normalized to about [-1, 1], pitch one-hot
 [B, P], effect one-hot [B, E]). The order is fixed by the seed, and a stream
