@@ -329,8 +329,8 @@ def generate(run, pitches, effects, velocities, seeds, latents_file, interpolate
     if png:
       outputs.write_png(name + ".png", outputs.audio_image(note, synth.sample_rate))
   if save_latents:
-    with storage.atomic_path(save_latents) as tmp:
-      np.save(tmp, z)
+    with storage.atomic_path(save_latents) as tmp, open(tmp, "wb") as f:
+      np.save(f, z)  # To the open file: given a name, np.save would add .npy to it.
   click.echo(f"{len(grid)} notes ({len(pitches)} pitches x {len(effects)} effects x "
              f"{len(velocities)} velocities x {len(z)} latents) in {out}")
 

@@ -20,12 +20,15 @@ the round trip's, tail sign >= 90 % of real's. Pitches: the bass range within th
 import argparse
 import collections
 import json
+import logging
 import os
 import re
 import subprocess
 import sys
 
 import numpy as np
+
+from reverbsynth import storage
 
 BASS = (28, 55)
 NOTES = 64  # Held-out source notes measured (pYIN is slow): evenly spread over the sorted set.
@@ -62,7 +65,7 @@ def round_trip(synth, audio: dict) -> dict:
   out = {}
   for effect, notes in audio.items():
     spectra = synth.normalizer.normalize(synth.spectral.audio_to_spectra(notes))
-    out[effect] = synth.spectral.spectra_to_audio(synth.normalizer.denormalize(spectra)).numpy()
+    out[effect] = synth.to_audio(spectra)
   return out
 
 
@@ -132,9 +135,7 @@ def curve(run_dir, data_dir) -> list:
           m: row[m] / max(references[ref][m], 1e-9) for m, (ref, _) in TARGETS.items()}})
       print(f"{synth.config.name} {images} {kind}: "
             + ", ".join(f"{m} {points[-1][m]:.0%}" for m in TARGETS), flush=True)
-      with open(path + ".tmp", "w") as f:  # After each point: a long run of them may be cut.
-        json.dump(points, f, indent=1)
-      os.replace(path + ".tmp", path)
+      storage.write_json(path, points)  # After each point: a long run of them may be cut.
   return points
 
 
@@ -163,6 +164,7 @@ def curves_figure(curves: dict, path) -> None:
 
 
 def main(argv=None) -> int:
+  logging.basicConfig(level=logging.INFO, format="%(message)s")  # The judge's and scoring lines.
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--work", default=os.path.join("build", "quality"))
   parser.add_argument("--stages", type=int, default=None)

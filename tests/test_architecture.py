@@ -61,7 +61,8 @@ def test_no_module_imports_from_a_room_above_its_own():
   modules = _modules()
   upward = [f"{m} ({ROOMS[_room(m)][0]}) imports {i} ({ROOMS[_room(i)][0]})"
             for m, path in modules.items() for i in _imports(path, modules)
-            if _room(i) > _room(m)]
+            if _room(i) > _room(m) or (ROOMS[_room(i)][0] == "pipelines"
+                                        and ROOMS[_room(m)][0] not in ("pipelines", "cli"))]
   assert not upward, "\n".join(upward)
 
 

@@ -1,6 +1,5 @@
 """The evaluation report: report.json, report.md and its pictures (matplotlib, no display)."""
 
-import json
 import os
 
 import numpy as np
@@ -158,8 +157,7 @@ def write(result: dict, out) -> dict:
     curves = ("\nLearning curves: each stage checkpoint's EMA and raw generator against "
               "images seen:\n\n![learning curves](learning-curves.png)\n")
   summary = {k: result[k] for k in ("run", "data", "judge_accuracy", "rows", "curve")}
-  with storage.atomic_path(paths["report.json"]) as tmp, open(tmp, "w") as f:
-    json.dump(summary, f, indent=2)
+  storage.write_json(paths["report.json"], summary)
   judge = result["judge_accuracy"]
   text = f"""# Evaluation of {result['run']}
 

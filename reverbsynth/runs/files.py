@@ -126,9 +126,9 @@ def read_generator(directory) -> Exported:
                                for i in range(len(weights.files))])
     else:
       generator.load_weights(os.path.join(directory, WEIGHTS))
-  except (OSError, ValueError, KeyError) as e:
-    raise UserError(f"the exported generator in {directory} is incomplete or damaged "
-                    f"({type(e).__name__}: {e}); export it again by resuming the run") from None
+  except (OSError, ValueError, KeyError, UserError) as e:
+    raise UserError(f"the exported generator in {directory} is incomplete or damaged, or "
+                    f"from another version ({e}); export it again by resuming the run") from None
   return Exported(generator, config, labels,
                   spectral.Normalizer.from_json(info["normalizer"]), info["level"])
 
