@@ -39,6 +39,7 @@ def test_a_config_lists_only_what_differs_from_its_base(tmp_path):
     ("base: tiny\nschedule: {batch_size: [8, 8]}\n", "one size per level (3)"),
     ("name: bare\n", "missing 'seed'"),
     ("base: loop.yaml\n", "is its own base"),
+    ("base: ./loop.yaml\n", "is its own base"),
 ])
 def test_a_bad_yaml_is_refused_with_the_key(tmp_path, text, message):
   path = tmp_path / "loop.yaml"

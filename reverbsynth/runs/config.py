@@ -187,14 +187,15 @@ def _merge(base: dict, over: dict) -> dict:
 
 def _read(path: str, seen=()) -> dict:
   """The YAML at `path` over its `base` (recursively), as a dict."""
-  if path in seen:
+  real = os.path.realpath(path)  # A cycle is one however its paths are spelled.
+  if real in seen:
     raise UserError(f"config {path} is its own base (through {', '.join(seen)})")
   with open(path) as f:
     data = yaml.safe_load(f) or {}
   if not isinstance(data, dict):
     raise UserError(f"config {path} is not a YAML mapping")
   base = data.pop("base", None)
-  return _merge(_read(_path(base, path), (*seen, path)), data) if base else data
+  return _merge(_read(_path(base, path), (*seen, real)), data) if base else data
 
 
 def _override(data: dict, item: str) -> dict:
