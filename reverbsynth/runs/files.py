@@ -44,8 +44,8 @@ def start(run_dir, config: Config, labels: Labels, resume: bool) -> None:
   """Writes a new run's config and labels; for `resume`, checks that the run's match."""
   labels_path = os.path.join(run_dir, LABELS)
   if not os.path.exists(labels_path):
-    with storage.atomic_path(os.path.join(run_dir, CONFIG)) as tmp, open(tmp, "w") as f:
-      yaml.safe_dump(config.to_dict(), f, sort_keys=False)
+    storage.write_text(os.path.join(run_dir, CONFIG),
+                       yaml.safe_dump(config.to_dict(), sort_keys=False))
     storage.write_json(labels_path, labels.to_json())
     return
   if not resume:
@@ -58,7 +58,8 @@ def start(run_dir, config: Config, labels: Labels, resume: bool) -> None:
                     f"(from {saved.pitch_min}): resume with the dataset it was trained on")
   with open(os.path.join(run_dir, CONFIG)) as f:
     trained = yaml.safe_load(f)
-  changed = [k for k in ("audio", "spectral", "model") if trained.get(k) != config.to_dict()[k]]
+  sections = config.to_dict()
+  changed = [k for k in ("audio", "spectral", "model") if trained.get(k) != sections[k]]
   if changed:
     raise UserError(f"{run_dir} was trained with other {', '.join(changed)} settings "
                     "than this config's (an older config?): give another --out, or remove "
