@@ -12,7 +12,6 @@ import dataclasses
 import functools
 
 import numpy as np
-import tensorflow as tf
 
 EPS = 1e-6
 _MEL_BREAK_HZ = 700.0
@@ -85,58 +84,152 @@ def mel_inverse(matrix: np.ndarray) -> np.ndarray:
   return (matrix.T * scale[None, :]).astype(np.float32)
 
 
-def unwrap(phase, axis: int = -2):
-  """Phase with 2*pi jumps along `axis` removed (numpy.unwrap for tensors)."""
-  step = _diff(phase, axis)
-  wrapped = tf.math.floormod(step + np.pi, 2 * np.pi) - np.pi
-  wrapped = tf.where((wrapped == -np.pi) & (step > 0), np.pi * tf.ones_like(wrapped), wrapped)
-  correction = tf.cumsum(wrapped - step, axis=axis)
-  return phase + tf.concat([tf.zeros_like(tf.gather(phase, [0], axis=axis)), correction],
-                           axis=axis)
+class NumpyOps:
+  """The array operations of `Spectral` in a numpy-like module `xp` (numpy, or jax.numpy).
+
+  The STFT frames the audio by gathering and overlap-adds its inverse by shifted sums,
+  so that both modules run the same code; the inverse needs nfft a multiple of hop.
+  """
+
+  def __init__(self, xp=np):
+    self.xp = xp
+
+  def __getattr__(self, name):
+    return getattr(self.xp, name)
+
+  def constant(self, value):
+    return self.xp.asarray(value, self.xp.float32)
+
+  def hann(self, n: int):
+    """Periodic Hann window [n] (tf.signal.hann_window's)."""
+    return self.constant(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n))
+
+  def stft(self, audio, nfft: int, hop: int):
+    """float32 [B, N] -> complex64 [B, T, nfft/2 + 1], T = 1 + (N - nfft) // hop."""
+    xp = self.xp
+    frames = 1 + (audio.shape[-1] - nfft) // hop
+    index = hop * np.arange(frames)[:, None] + np.arange(nfft)[None]
+    return xp.fft.rfft(audio[:, index] * self.hann(nfft), axis=-1).astype(xp.complex64)
+
+  def inverse_stft(self, stft, nfft: int, hop: int):
+    """complex [B, T, nfft/2 + 1] -> float32 [B, hop (T - 1) + nfft]: windowed frames
+    overlap-added (no window normalization, as tf.signal.inverse_stft)."""
+    xp = self.xp
+    frames = xp.fft.irfft(stft, nfft, axis=-1).astype(xp.float32) * self.hann(nfft)
+    batch, count, _ = frames.shape
+    parts = nfft // hop
+    chunks = frames.reshape(batch, count, parts, hop)
+    total = sum(xp.pad(chunks[:, :, j], ((0, 0), (j, parts - 1 - j), (0, 0)))
+                for j in range(parts))
+    return total.reshape(batch, -1)
+
+  def complex(self, real, imaginary):
+    return (real + 1j * imaginary).astype(self.xp.complex64)
+
+  def floormod(self, x, y):
+    return self.xp.mod(x, y)
+
+  def clip(self, x, low, high):
+    return self.xp.clip(x, low, high)
 
 
-def _diff(x, axis):
-  n = x.shape[axis]
-  return tf.gather(x, tf.range(1, n), axis=axis) - tf.gather(x, tf.range(0, n - 1), axis=axis)
+class TensorFlowOps:
+  """The array operations of `Spectral` in TensorFlow (graph-safe: for tf.data)."""
+
+  def __init__(self):
+    import tensorflow as tf
+    self.tf = tf
+
+  def __getattr__(self, name):
+    return getattr(self.tf.math, name, None) or getattr(self.tf, name)
+
+  def constant(self, value):
+    return self.tf.constant(value, self.tf.float32)
+
+  def hann(self, n: int):
+    return self.tf.signal.hann_window(n)
+
+  def stft(self, audio, nfft: int, hop: int):
+    return self.tf.signal.stft(audio, nfft, hop, nfft, pad_end=False)
+
+  def inverse_stft(self, stft, nfft: int, hop: int):
+    return self.tf.signal.inverse_stft(stft, nfft, hop, nfft,
+                                       window_fn=self.tf.signal.hann_window)
+
+  def concatenate(self, values, axis):
+    return self.tf.concat(values, axis=axis)
+
+  def pad(self, x, widths):
+    return self.tf.pad(x, widths)
+
+  def clip(self, x, low, high):
+    return self.tf.clip_by_value(x, low, high)
 
 
-def instantaneous_frequency(phase, axis: int = -2):
-  """Unwrapped phase differenced along time, over pi; the first frame keeps its phase."""
-  unwrapped = unwrap(phase, axis)
-  first = tf.gather(unwrapped, [0], axis=axis)
-  return tf.concat([first, _diff(unwrapped, axis)], axis=axis) / np.pi
+def ops_for(name: str):
+  """Spectral's array operations by name: tensorflow, numpy or jax (jax.numpy)."""
+  if name == "tensorflow":
+    return TensorFlowOps()
+  if name == "jax":
+    import jax.numpy as jnp
+    return NumpyOps(jnp)
+  return NumpyOps(np)
+
+
+def _along(x, axis: int, start=None, stop=None):
+  """x[..., start:stop, ...] on `axis` (negative)."""
+  return x[(Ellipsis, slice(start, stop)) + (slice(None),) * (-axis - 1)]
 
 
 class Spectral:
-  """Batched conversions between audio float32 [B, N] and spectra float32 [B, T, F, 2]."""
+  """Batched conversions between audio float32 [B, N] and spectra float32 [B, T, F, 2],
+  in TensorFlow (`ops` "tensorflow", the default), numpy or jax.numpy: the same numbers
+  to float32 rounding (tests/test_spectral.py states by how much)."""
 
-  def __init__(self, config: SpectralConfig = SpectralConfig()):
+  def __init__(self, config: SpectralConfig = SpectralConfig(), ops="tensorflow"):
     self.config = config
+    self.ops = ops_for(ops) if isinstance(ops, str) else ops
     self._pad = config.pad_left
 
   @functools.cached_property
   def _to_mel(self):
-    return tf.constant(mel_matrix(self.config.bins, self.config.sample_rate))
+    return self.ops.constant(mel_matrix(self.config.bins, self.config.sample_rate))
 
   @functools.cached_property
   def _from_mel(self):
-    return tf.constant(mel_inverse(mel_matrix(self.config.bins, self.config.sample_rate)))
+    return self.ops.constant(mel_inverse(mel_matrix(self.config.bins, self.config.sample_rate)))
+
+  def unwrap(self, phase, axis: int = -2):
+    """Phase with 2*pi jumps along `axis` removed (numpy.unwrap)."""
+    o = self.ops
+    step = _along(phase, axis, 1) - _along(phase, axis, None, -1)
+    wrapped = o.floormod(step + np.pi, 2 * np.pi) - np.pi
+    wrapped = o.where((wrapped == -np.pi) & (step > 0), np.pi * o.ones_like(wrapped), wrapped)
+    correction = o.cumsum(wrapped - step, axis=axis)
+    return phase + o.concatenate([o.zeros_like(_along(phase, axis, 0, 1)), correction],
+                                 axis=axis)
+
+  def instantaneous_frequency(self, phase, axis: int = -2):
+    """Unwrapped phase differenced along time, over pi; the first frame keeps its phase."""
+    unwrapped = self.unwrap(phase, axis)
+    step = _along(unwrapped, axis, 1) - _along(unwrapped, axis, None, -1)
+    return self.ops.concatenate([_along(unwrapped, axis, 0, 1), step], axis=axis) / np.pi
 
   def stft(self, audio):
     """audio float32 [B, N] -> complex64 [B, T, F] (DC bin dropped)."""
     c = self.config
-    padded = tf.pad(audio, [[0, 0], [self._pad, 0]])
-    return tf.signal.stft(padded, c.nfft, c.hop, c.nfft, pad_end=False)[:, :, 1:]
+    padded = self.ops.pad(audio, [[0, 0], [self._pad, 0]])
+    return self.ops.stft(padded, c.nfft, c.hop)[:, :, 1:]
 
   @functools.cached_property
   def _window_overlap(self):
     """Overlap-added squared Hann windows [pad + N]: what synthesis must divide by."""
     c = self.config
-    window = tf.signal.hann_window(c.nfft).numpy() ** 2
+    window = np.asarray(self.ops.hann(c.nfft)) ** 2
     total = np.zeros(c.hop * (c.frames - 1) + c.nfft, np.float32)
     for i in range(c.frames):
       total[i * c.hop:i * c.hop + c.nfft] += window
-    return tf.constant(np.maximum(total, 1e-3))
+    return self.ops.constant(np.maximum(total, 1e-3))
 
   def istft(self, stft):
     """complex64 [B, T, F] -> audio float32 [B, N].
@@ -144,39 +237,41 @@ class Spectral:
     Divides by the actual overlap of the windows, so that the last samples, which
     fewer frames cover, come back as exactly as the rest.
     """
-    c = self.config
-    full = tf.pad(stft, [[0, 0], [0, 0], [1, 0]])
-    audio = tf.signal.inverse_stft(full, c.nfft, c.hop, c.nfft,
-                                   window_fn=tf.signal.hann_window)
-    audio = audio / self._window_overlap
+    c, o = self.config, self.ops
+    full = o.pad(stft, [[0, 0], [0, 0], [1, 0]])
+    audio = o.inverse_stft(full, c.nfft, c.hop) / self._window_overlap
     return audio[:, self._pad:self._pad + c.num_samples]
 
   def stft_to_linear(self, stft):
     """complex [B, T, F] -> [B, T, F, 2]: log magnitude, IF."""
-    logmag = tf.math.log(tf.abs(stft) + EPS)
-    return tf.stack([logmag, instantaneous_frequency(tf.math.angle(stft))], axis=-1)
+    o = self.ops
+    logmag = o.log(o.abs(stft) + EPS)
+    return o.stack([logmag, self.instantaneous_frequency(o.angle(stft))], axis=-1)
 
   def linear_to_stft(self, spectra):
     """[B, T, F, 2] log magnitude + IF -> complex [B, T, F] (exact inverse of stft_to_linear)."""
-    magnitude = tf.maximum(tf.exp(spectra[..., 0]) - EPS, 0.0)
-    phase = tf.cumsum(spectra[..., 1] * np.pi, axis=-2)
-    return tf.complex(magnitude * tf.cos(phase), magnitude * tf.sin(phase))
+    o = self.ops
+    magnitude = o.maximum(o.exp(spectra[..., 0]) - EPS, 0.0)
+    phase = o.cumsum(spectra[..., 1] * np.pi, axis=-2)
+    return o.complex(magnitude * o.cos(phase), magnitude * o.sin(phase))
 
   def linear_to_mel(self, spectra):
     """Linear [B, T, F, 2] -> mel [B, T, F, 2]: log mel power, mel IF."""
-    power = tf.exp(2.0 * spectra[..., 0])
-    phase = tf.cumsum(spectra[..., 1] * np.pi, axis=-2)
-    log_mel_power = tf.math.log(tf.tensordot(power, self._to_mel, 1) + EPS)
-    mel_if = instantaneous_frequency(tf.tensordot(phase, self._to_mel, 1))
-    return tf.stack([log_mel_power, mel_if], axis=-1)
+    o = self.ops
+    power = o.exp(2.0 * spectra[..., 0])
+    phase = o.cumsum(spectra[..., 1] * np.pi, axis=-2)
+    log_mel_power = o.log(o.tensordot(power, self._to_mel, 1) + EPS)
+    mel_if = self.instantaneous_frequency(o.tensordot(phase, self._to_mel, 1))
+    return o.stack([log_mel_power, mel_if], axis=-1)
 
   def mel_to_linear(self, spectra):
     """Mel [B, T, F, 2] -> linear [B, T, F, 2] (approximate: mel loses resolution)."""
-    power = tf.tensordot(tf.exp(spectra[..., 0]), self._from_mel, 1)
-    logmag = 0.5 * tf.math.log(power + EPS)
-    mel_phase = tf.cumsum(spectra[..., 1] * np.pi, axis=-2)
-    phase_if = instantaneous_frequency(tf.tensordot(mel_phase, self._from_mel, 1))
-    return tf.stack([logmag, phase_if], axis=-1)
+    o = self.ops
+    power = o.tensordot(o.exp(spectra[..., 0]), self._from_mel, 1)
+    logmag = 0.5 * o.log(power + EPS)
+    mel_phase = o.cumsum(spectra[..., 1] * np.pi, axis=-2)
+    phase_if = self.instantaneous_frequency(o.tensordot(mel_phase, self._from_mel, 1))
+    return o.stack([logmag, phase_if], axis=-1)
 
   def audio_to_spectra(self, audio):
     """audio float32 [B, N] -> [B, T, F, 2]: IF-Mel, or linear when config.mel is off."""
@@ -195,8 +290,11 @@ class Normalizer:
   scale: tuple
   offset: tuple
 
-  def normalize(self, spectra):
-    return tf.clip_by_value(spectra * self.scale + self.offset, -1.0, 1.0)
+  def normalize(self, spectra, ops=None):
+    """Spectra [..., C] mapped and clipped to [-1, 1]; `ops` as Spectral's (default TensorFlow)."""
+    ops = ops or ops_for("tensorflow")
+    return ops.clip(spectra * np.asarray(self.scale, np.float32)
+                    + np.asarray(self.offset, np.float32), -1.0, 1.0)
 
   def denormalize(self, spectra):
     return (spectra - np.asarray(self.offset, np.float32)) / np.asarray(self.scale, np.float32)
