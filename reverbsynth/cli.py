@@ -222,9 +222,12 @@ def build_dataset(ctx, source, effects, keep_dry, randomize, families, sources,
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--max-steps", default=None, type=click.IntRange(min=1),
               help="Stop after this many steps (a checkpoint is kept; --resume goes on).")
+@click.option("--backend", default=None, type=click.Choice(["tensorflow", "jax"]),
+              help="Keras backend to train on (train.backend; default: the config's, "
+                   "tensorflow). A run of either renders, evaluates and resumes under both.")
 @_progress_option
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
-def train(config_name, data, out, stages, resume, max_steps, progress, overrides):
+def train(config_name, data, out, stages, resume, max_steps, backend, progress, overrides):
   """Train the progressive GAN on a built dataset, stage by stage.
 
   KEY=VALUE pairs override config keys, e.g. schedule.images_per_stage=20000.
@@ -233,11 +236,13 @@ def train(config_name, data, out, stages, resume, max_steps, progress, overrides
     reverbsynth train --stages 8
   """
   from reverbsynth.runs import config as config_lib
-  from reverbsynth import paths
-  config = config_lib.load(config_name, overrides)
+  from reverbsynth import backend as backends, paths
+  config = config_lib.load(config_name, overrides + ((f"train.backend={backend}",)
+                                                     if backend else ()))
   data = _dataset(data, "training on")
   out = out or str(paths.default_run_dir(config.name, data))
   _writable_dir(out, "--out")
+  backends.use(config.train.backend)  # Before Keras loads (with the training modules).
   from reverbsynth.training import cost, loop as training
   from reverbsynth.model import schedule
   levels = config.model.num_levels
@@ -251,8 +256,8 @@ def train(config_name, data, out, stages, resume, max_steps, progress, overrides
   with _removed_on_error(out):
     trainer = training.Trainer(config, str(data), out, resume=resume)
   terms = trainer.train(stages, progress=progress, max_steps=max_steps)
-  click.echo(f"Run: {out}\n  stage {int(trainer.stage)} of {stages} done, "
-             f"{int(trainer.images_total)} images, step {int(trainer.step)}"
+  click.echo(f"Run: {out}\n  stage {trainer.stage} of {stages} done, "
+             f"{trainer.images_total} images, step {trainer.step} ({config.train.backend})"
              + (f"; d_loss {terms['d_loss']:.3f}, g_loss {terms['g_loss']:.3f}" if terms else "")
              + f"\n  generator  {os.path.join(out, 'generator')}"
              f"\n  samples    {os.path.join(out, 'samples')}"

@@ -299,6 +299,17 @@ class Normalizer:
   def denormalize(self, spectra):
     return (spectra - np.asarray(self.offset, np.float32)) / np.asarray(self.scale, np.float32)
 
+  @classmethod
+  def fit(cls, spectra: np.ndarray, margin: float) -> "Normalizer":
+    """Maps the 0.1 and 99.9 percentiles of each channel of spectra [..., C] to -/+ `margin`
+    (GANSynth: 0.8), so that tanh reaches silence unsaturated."""
+    scale, offset = [], []
+    for channel in range(spectra.shape[-1]):
+      lo, hi = np.percentile(spectra[..., channel], [0.1, 99.9])
+      scale.append(float(2.0 * margin / max(hi - lo, 1e-6)))
+      offset.append(float(-margin - lo * scale[-1]))
+    return cls(tuple(scale), tuple(offset))
+
   def to_json(self) -> dict:
     return {"scale": list(self.scale), "offset": list(self.offset)}
 

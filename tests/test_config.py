@@ -60,7 +60,8 @@ def test_overrides_keep_the_types_of_the_config():
                        ("train.xla=maybe", "takes a bool"), ("model=3", "takes a dict"),
                        ("schedule.batch_size=[4, 4.5, 4]", "takes a int"),
                        ("train.sample_pitches=36", "takes a list"),
-                       ("nope.key=1", "does not exist"), ("train.precision=3", "takes a str")]:
+                       ("nope.key=1", "does not exist"), ("train.precision=3", "takes a str"),
+                       ("train.backend=torch", "not one of tensorflow, jax")]:
     with pytest.raises(UserError, match=message):
       config_lib.load("tiny", [bad])
 
@@ -69,4 +70,7 @@ def test_the_shipped_models_config_loads():
   with open(f"{files.PRETRAINED}/{files.GENERATOR_JSON}") as f:
     saved = json.load(f)["config"]
   config = config_lib.Config.from_dict(saved)
-  assert config.to_dict() == saved and config.name == "cpu"
+  # It was saved before train.backend existed: that key takes its default.
+  assert "backend" not in saved["train"] and config.train.backend == "tensorflow"
+  assert config.to_dict() == {**saved, "train": {**saved["train"], "backend": "tensorflow"}}
+  assert config.name == "cpu"

@@ -84,7 +84,7 @@ def _scores(synth, seeds: int = 12):
   margin, tail = np.zeros((seeds, 2)), {}
   for effect in range(2):
     for i, pitch in enumerate(PITCHES):
-      spectra = synth.spectra(z, [pitch] * seeds, [effect] * seeds).numpy()
+      spectra = synth.spectra(z, [pitch] * seeds, [effect] * seeds)
       if effect == 0:
         margin[:, i] = _pitch_margin(spectra, i)
       tail[effect, i] = spectra[:, TAIL, :, 0].mean(axis=(1, 2))

@@ -1,5 +1,7 @@
 """The progressive networks: shapes at every stage, fade-in continuity, conditioning, losses."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -7,6 +9,7 @@ import tensorflow as tf
 from keras import ops
 
 from reverbsynth.model import layers, losses, networks, schedule
+from reverbsynth.runs import config as config_lib
 
 TINY = networks.ModelConfig(latent_size=8, num_pitches=5, num_effects=3, start_shape=(2, 4),
                             num_levels=4, fmap_base=64, fmap_max=16)
@@ -15,6 +18,11 @@ TINY = networks.ModelConfig(latent_size=8, num_pitches=5, num_effects=3, start_s
 @pytest.fixture(scope="module")
 def nets():
   return networks.build(TINY)
+
+
+def _loss(**changes):
+  """The reverbsynth config's loss section (GANSynth's weights), with `changes`."""
+  return dataclasses.replace(config_lib.load().loss, **changes)
 
 
 def _inputs(batch=4, effect=0, seed=0):
@@ -84,7 +92,7 @@ def test_gradient_penalty_on_a_linear_critic_in_raw_units_at_full_resolution():
 
 
 def test_losses_combine_terms_with_gansynth_weights():
-  cfg = losses.LossConfig()
+  cfg = _loss()
   real = (ops.ones((2, 1)), ops.zeros((2, 5)), ops.zeros((2, 3)))
   fake = (-ops.ones((2, 1)), ops.zeros((2, 5)), ops.zeros((2, 3)))
   pitch, effect = ops.one_hot([0, 1], 5), ops.one_hot([0, 2], 3)
@@ -99,12 +107,12 @@ def test_losses_combine_terms_with_gansynth_weights():
 def test_projection_critic_adds_the_logits_of_the_labels_shown():
   # A fake that D's pitch head calls "pitch 1" scores higher when shown with pitch 1,
   # so that D learns to push down that logit on fakes (the auxiliary head alone cannot).
-  cfg = losses.LossConfig(projection=True)
+  cfg = _loss(projection=True)
   fake = (ops.zeros((2, 1)), ops.convert_to_tensor([[0.0, 3.0], [0.0, 3.0]]),
           ops.convert_to_tensor([[1.0, 0.0], [1.0, 0.0]]))
   pitch, effect = ops.one_hot([1, 0], 2), ops.one_hot([0, 0], 2)
   assert np.allclose(losses.critic(fake, pitch, effect, cfg)[:, 0], [4.0, 1.0])
-  assert np.allclose(losses.critic(fake, pitch, effect, losses.LossConfig())[:, 0], [0.0, 0.0])
+  assert np.allclose(losses.critic(fake, pitch, effect, _loss())[:, 0], [0.0, 0.0])
   g = losses.generator_loss(fake, pitch, effect, cfg)
   assert float(g["g_wasserstein"]) == pytest.approx(-2.5)
   real = (ops.ones((2, 1)),) + fake[1:]
@@ -136,7 +144,7 @@ def test_envelope_loss_compares_the_mean_energy_envelope_of_each_effect():
   # A fake batch of wet notes only is compared with the wet reals only.
   assert loss(fake, ops.one_hot([1, 1], 2)) == pytest.approx(0.0, abs=1e-9)
   g = losses.generator_loss((ops.zeros((2, 1)), ops.zeros((2, 2)), effect * 0), effect, effect,
-                            losses.LossConfig(envelope=2.0), envelope=loss(fake))
+                            _loss(envelope=2.0), envelope=loss(fake))
   assert float(g["g_loss"]) == pytest.approx(10 * 2 * np.log(2) + 2 * loss(fake), rel=1e-5)
 
 

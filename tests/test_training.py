@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from reverbsynth.runs import config as config_lib
-from reverbsynth.training import inputs as train_input, loop as training
+from reverbsynth.training import inputs as train_input, loop as training, steps
 from reverbsynth.data import manifest
 from reverbsynth.data.labels import Labels
 from reverbsynth.synthesis import synthesizer
@@ -39,7 +39,7 @@ def test_tiny_training_writes_every_artefact(tiny_run):
     assert (out / name).is_file(), name
   assert json.loads((out / "labels.json").read_text())["effects"] == ["dry", "reverb"]
   for stage in range(3):
-    assert (out / "checkpoints" / f"stage-{stage:02d}.index").is_file()
+    assert (out / "checkpoints" / f"stage-{stage:02d}.npz").is_file()
     assert (out / "samples" / f"stage-{stage:02d}.png").stat().st_size > 100
     import soundfile as sf
     audio, rate = sf.read(out / "samples" / f"stage-{stage:02d}.wav")
@@ -83,7 +83,7 @@ cut = [int(first.stage), int(first.images_in_stage), int(first.images_total)]
 resumed = training.Trainer(cfg, data, out + "/cut", resume=True)
 restored = [int(resumed.stage), int(resumed.images_in_stage), int(resumed.step)]
 resumed.train(3, progress=False)
-weights = lambda t: t.ema.get_weights() + t.discriminator.get_weights()
+weights = lambda t: t.steps.ema.get_weights() + t.steps.discriminator.get_weights()
 print(json.dumps({"cut": cut, "restored": restored,
                   "images": [int(whole.images_total), int(resumed.images_total)],
                   "max_difference": float(max(np.abs(a - b).max()
@@ -114,18 +114,19 @@ def test_mixed_precision_computes_in_half_and_exports_float32(tmp_path, dataset,
   config = config_lib.load("tiny", [f"train.precision={precision}"])
   trainer = training.Trainer(config, str(dataset), str(tmp_path / "run"))
   assert keras.config.dtype_policy().name == "float32"  # Only the run's networks changed.
-  before = trainer.generator.get_weights()
+  before = trainer.steps.generator.get_weights()
   terms = trainer.train(3, progress=False, max_steps=6)  # Stage 1 is 4 steps: it exports.
   assert all(np.isfinite(v) for v in terms.values())
-  assert trainer.generator.dense.compute_dtype == precision.split("_")[1]
-  assert all(w.dtype == "float32" for w in trainer.generator.weights + trainer.ema.weights)
-  assert type(trainer.g_opt).__name__ == optimizer
-  assert any(not np.array_equal(a, b) for a, b in zip(before, trainer.generator.get_weights()))
+  assert trainer.steps.generator.dense.compute_dtype == precision.split("_")[1]
+  assert all(w.dtype == "float32" for w in trainer.steps.generator.weights
+             + trainer.steps.ema.weights)
+  assert type(trainer.steps.g_opt).__name__ == optimizer
+  assert any(not np.array_equal(a, b) for a, b in zip(before, trainer.steps.generator.get_weights()))
   synth = synthesizer.load(tmp_path / "run")  # Loads in float32.
   z = synth.latents(4, seed=0)
-  exported = synth.spectra(z, [36] * 4, ["reverb"] * 4).numpy()
-  half = synthesizer.Synthesizer(trainer.ema, config, trainer.labels, trainer.normalizer,
-                               1).spectra(z, [36] * 4, ["reverb"] * 4).numpy()
+  exported = synth.spectra(z, [36] * 4, ["reverb"] * 4)
+  half = synthesizer.Synthesizer(trainer.steps.ema, config, trainer.labels, trainer.normalizer,
+                               1).spectra(z, [36] * 4, ["reverb"] * 4)
   assert exported.dtype == half.dtype == np.float32
   assert 0 < np.abs(exported - half).max() < 0.1  # Same weights, rounded in half precision.
 
@@ -136,12 +137,12 @@ import numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from reverbsynth.runs import config
-from reverbsynth.training import loop as training
-training._strategy = lambda distribute: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+from reverbsynth.training import loop as training, steps_tensorflow
+steps_tensorflow._strategy = lambda distribute: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 trainer = training.Trainer(config.load("tiny", ["train.distribute=true"]), sys.argv[1], sys.argv[2])
 terms = trainer.train(2, progress=False)
-copies = [[c.numpy() for c in w.value.values] for w in trainer.generator.weights]
-print(json.dumps({"replicas": trainer.strategy.num_replicas_in_sync,
+copies = [[c.numpy() for c in w.value.values] for w in trainer.steps.generator.weights]
+print(json.dumps({"replicas": trainer.steps.strategy.num_replicas_in_sync,
                   "finite": bool(np.isfinite(list(terms.values())).all()),
                   "in_sync": all(np.array_equal(c[0], c[1]) for c in copies),
                   "images": int(trainer.images_total)}))
@@ -216,7 +217,7 @@ def test_ema_half_life_is_a_fraction_of_a_stage():
   config = config_lib.load("cpu", ["optimizer.ema_half_life=0.05"])
   per_stage = config.schedule.images_per_stage
   for batch in (8, 16, 64):
-    decay = training.ema_decay(config, batch)
+    decay = steps.ema_decay(config, batch)
     # After 5 % of a stage's images the EMA holds half of where it started, after a whole
     # stage (20 half-lives) less than 1e-5 of it, whatever the batch size.
     assert decay ** (0.05 * per_stage / batch) == pytest.approx(0.5)
@@ -240,13 +241,13 @@ def test_each_stage_starts_with_fresh_optimizer_state(tmp_path, dataset):
   trainer = training.Trainer(config_lib.load("tiny"), str(dataset), str(tmp_path / "run"))
   moments = lambda opt: [v.numpy() for v in opt.variables if v.name != "learning_rate"]
   trainer.train(1, progress=False)  # Stage 0, four steps: Adam's moments fill.
-  assert sum(np.any(m != 0) for m in moments(trainer.g_opt) + moments(trainer.d_opt)) > 10
+  assert sum(np.any(m != 0) for m in moments(trainer.steps.g_opt) + moments(trainer.steps.d_opt)) > 10
   trainer.train(2, progress=False, max_steps=0)  # Enters stage 1, takes no step.
   assert int(trainer.stage) == 1
-  assert all(np.all(m == 0) for m in moments(trainer.g_opt) + moments(trainer.d_opt))
-  assert trainer.g_opt.learning_rate.numpy() == pytest.approx(0.0008)
+  assert all(np.all(m == 0) for m in moments(trainer.steps.g_opt) + moments(trainer.steps.d_opt))
+  assert trainer.steps.g_opt.learning_rate.numpy() == pytest.approx(0.0008)
   trainer.train(2, progress=False, max_steps=1)
-  assert int(trainer.g_opt.iterations) == 1  # Bias correction starts over.
+  assert int(trainer.steps.g_opt.iterations) == 1  # Bias correction starts over.
 
 
 def test_a_config_at_a_lower_rate_reads_the_notes_resampled(dataset):

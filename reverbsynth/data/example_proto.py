@@ -17,7 +17,8 @@ FeatureValue = Union[bytes, str, int, float, np.ndarray, Sequence]
 _BYTES, _FLOAT, _INT64 = 1, 2, 3
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
+  """A base-128 varint (int64 two's complement for negatives)."""
   n &= 0xFFFFFFFFFFFFFFFF  # Negative int64s are ten-byte two's complement.
   out = bytearray()
   while n > 0x7F:
@@ -27,9 +28,9 @@ def _varint(n: int) -> bytes:
   return bytes(out)
 
 
-def _field(number: int, payload: bytes) -> bytes:
+def field(number: int, payload: bytes) -> bytes:
   """A length-delimited field."""
-  return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+  return varint(number << 3 | 2) + varint(len(payload)) + payload
 
 
 def _feature(value) -> bytes:
@@ -41,15 +42,15 @@ def _feature(value) -> bytes:
   if isinstance(value, np.ndarray):
     if value.dtype.kind == "f":
       packed = np.ascontiguousarray(value, "<f4").tobytes()
-      return _field(_FLOAT, _field(1, packed) if packed else b"")
+      return field(_FLOAT, field(1, packed) if packed else b"")
     if value.dtype.kind in "iub":
-      packed = b"".join(_varint(int(v)) for v in value.ravel())
-      return _field(_INT64, _field(1, packed) if packed else b"")
+      packed = b"".join(varint(int(v)) for v in value.ravel())
+      return field(_INT64, field(1, packed) if packed else b"")
     value = list(value)
   if all(isinstance(v, (bytes, str)) for v in value):
     items = b"".join(
-        _field(1, v.encode() if isinstance(v, str) else v) for v in value)
-    return _field(_BYTES, items)
+        field(1, v.encode() if isinstance(v, str) else v) for v in value)
+    return field(_BYTES, items)
   return _feature(np.asarray(value))
 
 
@@ -60,9 +61,9 @@ def encode(features: Mapping[str, FeatureValue]) -> bytes:
   ndarray to give an empty feature its type.
   """
   entries = b"".join(
-      _field(1, _field(1, key.encode()) + _field(2, _feature(features[key])))
+      field(1, field(1, key.encode()) + field(2, _feature(features[key])))
       for key in sorted(features))
-  return _field(1, entries)
+  return field(1, entries)
 
 
 def _read_varint(buf: memoryview, pos: int) -> tuple[int, int]:

@@ -9,15 +9,13 @@ scored this way show what "ideal" looks like on this dataset.
 
 import dataclasses
 import logging
-import os
 
 import numpy as np
-import tensorflow as tf
 
 from reverbsynth.evaluation import judge as classifier, metrics
 from reverbsynth.data import manifest as manifest_lib, records
 from reverbsynth.synthesis import synthesizer
-from reverbsynth.training import loop as training
+from reverbsynth.runs import files
 from reverbsynth.errors import UserError
 from reverbsynth.model import networks, schedule
 
@@ -54,22 +52,15 @@ def references(judge: classifier.Judge, audio: np.ndarray) -> dict:
 def stage_synthesizers(run_dir, synth: synthesizer.Synthesizer) -> list:
   """[(stage index, images seen, {"ema": Synthesizer, "raw": Synthesizer})] for every
   stage checkpoint of a run, in order: the EMA generator and the raw one it averages."""
-  directory = os.path.join(run_dir, "checkpoints")
-  names = sorted(f[:-len(".index")] for f in os.listdir(directory)
-                 if f.startswith("stage-") and f.endswith(".index")) \
-      if os.path.isdir(directory) else []
   found = []
-  for name in names:
-    index = int(name.split("-")[1])
+  for index, path in files.stage_checkpoints(run_dir):
+    groups, counters = files.read_checkpoint(path)
     generators = {kind: networks.Generator(synth.model_config) for kind in ("ema", "raw")}
-    for generator in generators.values():
+    for kind, generator in generators.items():
       networks.build_generator(generator)
-    images = tf.Variable(0, dtype=tf.int64)
-    tf.train.Checkpoint(ema=training.checkpoint_variables(generators["ema"]),
-                        generator=training.checkpoint_variables(generators["raw"]),
-                        images_total=images).read(os.path.join(directory, name)).expect_partial()
+      generator.set_weights(groups["ema" if kind == "ema" else "generator"])
     level = schedule.stage(index, synth.model_config.num_levels).level
-    found.append((index, int(images), {
+    found.append((index, counters["images_total"], {
         kind: synthesizer.Synthesizer(g, synth.config, synth.labels, synth.normalizer, level)
         for kind, g in generators.items()}))
   return found

@@ -17,20 +17,14 @@ The critic sees log magnitudes, where a harmonic's few pixels are a small part o
 image; in energy they are most of it. Without this term the dry notes' harmonics rang
 on for 2-3 frames after the release and put -22 dB of their energy into the released
 second (real: -40 dB).
+
+`config` is the training config's `loss` section (runs.config.Loss): gp_weight, drift,
+ac_weight, projection, envelope.
 """
 
-import dataclasses
-
+import keras
+import numpy as np
 from keras import ops
-
-
-@dataclasses.dataclass(frozen=True)
-class LossConfig:
-  gp_weight: float = 10.0
-  drift: float = 0.001
-  ac_weight: float = 10.0
-  projection: bool = False
-  envelope: float = 0.0
 
 
 def _cross_entropy(logits, one_hot):
@@ -38,7 +32,7 @@ def _cross_entropy(logits, one_hot):
   return ops.mean(ops.categorical_crossentropy(one_hot, logits, from_logits=True))
 
 
-def critic(outputs, pitch, effect, config: LossConfig):
+def critic(outputs, pitch, effect, config):
   """Critic scores [B, 1] from D's (score, pitch logits, effect logits) for labels shown."""
   if not config.projection:
     return outputs[0]
@@ -46,7 +40,7 @@ def critic(outputs, pitch, effect, config: LossConfig):
       outputs[2] * effect, axis=-1, keepdims=True)
 
 
-def discriminator_loss(real, fake, penalty, pitch, effect, config: LossConfig,
+def discriminator_loss(real, fake, penalty, pitch, effect, config,
                        fake_labels=None) -> dict:
   """Terms of D's loss; `real`/`fake` are D's (score, pitch logits, effect logits),
   `pitch`/`effect` the reals' labels, `fake_labels` the fakes' (default: the same)."""
@@ -66,7 +60,7 @@ def discriminator_loss(real, fake, penalty, pitch, effect, config: LossConfig,
   return terms
 
 
-def generator_loss(fake, pitch, effect, config: LossConfig, envelope=None) -> dict:
+def generator_loss(fake, pitch, effect, config, envelope=None) -> dict:
   """Terms of G's loss; `pitch`/`effect` are the labels the fakes were asked for,
   `envelope` the fakes' envelope_loss (needed when config.envelope is set)."""
   terms = {
@@ -109,6 +103,17 @@ def envelope_loss(real, fake, real_effect, fake_effect, scale: float, offset: fl
   return ops.sum(error * both) / ops.maximum(ops.sum(both), 1.0)
 
 
+def _input_gradient(score_fn, x):
+  """d sum(score_fn(x)) / d x [B, H, W, C], by the Keras backend's own autodiff
+  (TensorFlow: tf.gradients, inside a tf.function; JAX: jax.grad, so that the loss
+  holding it can be differentiated again)."""
+  if keras.backend.backend() == "jax":
+    import jax
+    return jax.grad(lambda y: ops.sum(score_fn(y)))(x)
+  import tensorflow as tf
+  return tf.gradients(tf.reduce_sum(score_fn(x)), x)[0]
+
+
 def gradient_penalty(score_fn, real, fake, u, channel_scale=None, upsampling: int = 1):
   """E[(||d score / d x||_2 - 1)^2] at x = real + u (fake - real), u [B, 1, 1, 1].
 
@@ -118,13 +123,10 @@ def gradient_penalty(score_fn, real, fake, u, channel_scale=None, upsampling: in
   to those units: each channel's by the normalizer's `channel_scale` [C] (raw ->
   normalized), and by 1 / `upsampling` (a box upsampling by f spreads each pixel's
   gradient over f^2 pixels, each 1/f^2 of it: the norm shrinks by f).
-
-  TensorFlow graphs only (inside a tf.function): tf.gradients.
   """
-  import tensorflow as tf
   mixed = real + u * (fake - real)
-  grad = tf.gradients(tf.reduce_sum(score_fn(mixed)), mixed)[0]
+  grad = _input_gradient(score_fn, mixed)
   if channel_scale is not None:
-    grad = grad * tf.constant(channel_scale, grad.dtype)
-  norm = tf.sqrt(tf.reduce_sum(tf.square(grad), axis=[1, 2, 3]) + 1e-10) / upsampling
-  return tf.reduce_mean(tf.square(norm - 1.0))
+    grad = grad * ops.convert_to_tensor(np.asarray(channel_scale, np.float32), grad.dtype)
+  norm = ops.sqrt(ops.sum(ops.square(grad), axis=[1, 2, 3]) + 1e-10) / upsampling
+  return ops.mean(ops.square(norm - 1.0))

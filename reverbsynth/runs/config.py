@@ -9,10 +9,10 @@ import yaml
 
 from reverbsynth import paths, spectral
 from reverbsynth.errors import UserError
-from reverbsynth.model.losses import LossConfig
 
 DEFAULT = "reverbsynth"
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+BACKENDS = ("tensorflow", "jax")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +44,17 @@ class Model:
 
 
 @dataclasses.dataclass(frozen=True)
+class Loss:
+  """WGAN-GP penalty, drift and auxiliary-classifier weights, projection critic, envelope
+  loss weight (model.losses says what each term is)."""
+  gp_weight: float
+  drift: float
+  ac_weight: float
+  projection: bool
+  envelope: float
+
+
+@dataclasses.dataclass(frozen=True)
 class Optimizer:
   """Adam's settings; the generator EMA's half-life as a fraction of a stage's images."""
   learning_rate: float
@@ -61,7 +72,8 @@ class Schedule:
 
 @dataclasses.dataclass(frozen=True)
 class Train:
-  """How the loop runs: checkpoints, summaries, input, samples, precision, devices."""
+  """How the loop runs: checkpoints, summaries, input, samples, precision, devices, and the
+  Keras backend that trains (runs of either backend render, resume and evaluate under both)."""
   checkpoint_minutes: int
   summary_steps: int
   shuffle_buffer: int
@@ -72,6 +84,7 @@ class Train:
   deterministic: bool
   precision: str
   distribute: bool
+  backend: str = "tensorflow"  # Saved configs from before the JAX backend have none.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +95,7 @@ class Config:
   audio: Audio
   spectral: Spectral
   model: Model
-  loss: LossConfig
+  loss: Loss
   optimizer: Optimizer
   schedule: Schedule
   train: Train
@@ -90,6 +103,8 @@ class Config:
   def __post_init__(self):
     if len(self.schedule.batch_size) != self.model.num_levels:
       raise UserError(f"schedule.batch_size needs one size per level ({self.model.num_levels})")
+    if self.train.backend not in BACKENDS:
+      raise UserError(f"train.backend {self.train.backend!r} is not one of {', '.join(BACKENDS)}")
     if self.train.precision not in PRECISIONS:
       raise UserError(f"train.precision {self.train.precision!r} is not one of "
                       f"{', '.join(PRECISIONS)}")
@@ -124,12 +139,15 @@ def _build(kind, data, where: str):
     if key not in fields:
       raise UserError(f"config key {_join(where, key)!r} does not exist (valid under "
                       f"{where or 'the top level'}: {', '.join(fields)})")
-  missing = [k for k in fields if k not in data]
+  missing = [k for k, f in fields.items() if k not in data
+             and f.default is dataclasses.MISSING]
   if missing:
     raise UserError(f"config is missing {_join(where, missing[0])!r}: give it in the YAML "
                     "or its base")
   values = {}
   for key, field in fields.items():
+    if key not in data:
+      continue  # A default.
     hint, path = hints[key], _join(where, key)
     if dataclasses.is_dataclass(hint):
       values[key] = _build(hint, data[key], path)

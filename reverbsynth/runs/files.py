@@ -5,8 +5,11 @@
   normalizer.json   the spectra's normalizer (spectral.Normalizer)
   generator/        the exported generator: generator.json (config, labels, normalizer and
                     the level it plays at) and its weights, float32 .weights.h5 or float16 .npz
+  checkpoints/      latest.npz (every few minutes) and stage-NN.npz (each finished stage):
+                    every weight of G, D, the EMA generator and both Adams, and the counters,
+                    as plain arrays, so that either Keras backend resumes a run of the other
 
-(checkpoints/, logs/ and samples/ belong to the training loop.)
+(logs/ and samples/ belong to the training loop.)
 """
 
 import dataclasses
@@ -29,6 +32,9 @@ GENERATOR_JSON = "generator.json"
 WEIGHTS = "generator.weights.h5"
 COMPACT_WEIGHTS = "generator.float16.npz"  # In generator.weights order.
 EXPORT_FILES = {GENERATOR_JSON, WEIGHTS, COMPACT_WEIGHTS}
+CHECKPOINTS = "checkpoints"
+LATEST = "latest"
+COUNTERS = ("step", "stage", "images_in_stage", "images_total")
 # The generator shipped with the package (a compact export of a cpu run; the README says how).
 PRETRAINED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                           "pretrained")
@@ -64,6 +70,43 @@ def start(run_dir, config: Config, labels: Labels, resume: bool) -> None:
     raise UserError(f"{run_dir} was trained with other {', '.join(changed)} settings "
                     "than this config's (an older config?): give another --out, or remove "
                     "that run to start it again")
+
+
+def checkpoint_path(run_dir, name: str) -> str:
+  """checkpoints/<name>.npz of a run (name: latest, or stage-NN)."""
+  return os.path.join(run_dir, CHECKPOINTS, f"{name}.npz")
+
+
+def write_checkpoint(path, groups: dict, counters: dict) -> None:
+  """Writes {group: [arrays]} (generator, discriminator, ema, g_opt, d_opt: weights in
+  their model's order) and {counter: int} (COUNTERS) as one .npz, atomically."""
+  arrays = {f"{group}/{i:04d}": np.asarray(value)
+            for group, values in groups.items() for i, value in enumerate(values)}
+  arrays.update({f"counters/{name}": np.int64(counters[name]) for name in COUNTERS})
+  with storage.atomic_path(path) as tmp, open(tmp, "wb") as f:
+    np.savez(f, **arrays)
+
+
+def read_checkpoint(path) -> tuple:
+  """({group: [arrays]}, {counter: int}) of a checkpoint written by write_checkpoint."""
+  groups, counters = {}, {}
+  with np.load(path) as data:
+    for key in sorted(data.files):
+      group, name = key.split("/")
+      if group == "counters":
+        counters[name] = int(data[key])
+      else:
+        groups.setdefault(group, []).append(data[key])
+  return groups, counters
+
+
+def stage_checkpoints(run_dir) -> list:
+  """[(stage index, path)] of a run's stage checkpoints, in order."""
+  directory = os.path.join(run_dir, CHECKPOINTS)
+  names = sorted(f for f in os.listdir(directory) if f.startswith("stage-")
+                 and f.endswith(".npz")) if os.path.isdir(directory) else []
+  return [(int(name[len("stage-"):-len(".npz")]), os.path.join(directory, name))
+          for name in names]
 
 
 def read_normalizer(run_dir):

@@ -1,6 +1,9 @@
 """What reverbsynth writes for people: WAV and PNG files (each complete or not there at all)
 and the pictures in them."""
 
+import struct
+import zlib
+
 import numpy as np
 
 from reverbsynth.storage import atomic_path
@@ -32,11 +35,25 @@ def write_wav(path, audio: np.ndarray, sample_rate: int, bits: str = "float") ->
              format="WAV")
 
 
+def encode_png(image: np.ndarray) -> bytes:
+  """A uint8 image [H, W, 1 (grey) or 3 (RGB)] as PNG bytes (8-bit, no filtering)."""
+  image = np.ascontiguousarray(image, np.uint8)
+  height, width, channels = image.shape
+
+  def chunk(kind: bytes, data: bytes) -> bytes:
+    return (struct.pack(">I", len(data)) + kind + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+  rows = np.concatenate([np.zeros((height, 1), np.uint8), image.reshape(height, -1)], axis=1)
+  header = struct.pack(">IIBBBBB", width, height, 8, {1: 0, 3: 2}[channels], 0, 0, 0)
+  return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+          + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)) + chunk(b"IEND", b""))
+
+
 def write_png(path, image: np.ndarray) -> None:
   """Writes a uint8 image [H, W, 1 or 3] as PNG."""
-  import tensorflow as tf
-  with atomic_path(path) as tmp:
-    tf.io.write_file(tmp, tf.io.encode_png(image))
+  with atomic_path(path) as tmp, open(tmp, "wb") as f:
+    f.write(encode_png(image))
 
 
 def spectra_image(spectra) -> np.ndarray:

@@ -10,8 +10,8 @@ generate` does.
 import dataclasses
 import os
 
+import keras
 import numpy as np
-import tensorflow as tf
 
 from reverbsynth import spectral
 from reverbsynth.data.notes.note import HOLD_SECONDS, NUM_SAMPLES, SAMPLE_RATE
@@ -28,7 +28,10 @@ class Synthesizer(files.Exported):
   """An exported generator that plays: labels in, spectra and audio out."""
 
   def __post_init__(self):
-    self.spectral = spectral.Spectral(self.config.spectral_config())
+    # Audio in the array library of the Keras backend that runs the generator.
+    self.spectral = spectral.Spectral(
+        self.config.spectral_config(),
+        "tensorflow" if keras.backend.backend() == "tensorflow" else "numpy")
     self.model_config = self.generator.config
 
   @property
@@ -78,15 +81,15 @@ class Synthesizer(files.Exported):
 
   def spectra(self, z, pitches, effects):
     """Normalized full-size spectra [N, T, F, 2] for latents [N, L], MIDI pitches [N], effects [N]."""
-    pitch = tf.one_hot(self.pitch_ids(pitches), self.model_config.num_pitches)
-    effect = tf.one_hot(self.effect_ids(effects), self.model_config.num_effects)
-    x = self.generator(tf.convert_to_tensor(z, tf.float32), pitch, effect, level=self.level)
+    pitch = np.eye(self.model_config.num_pitches, dtype=np.float32)[self.pitch_ids(pitches)]
+    effect = np.eye(self.model_config.num_effects, dtype=np.float32)[self.effect_ids(effects)]
+    x = self.generator(np.asarray(z, np.float32), pitch, effect, level=self.level)
     factor = 2 ** (self.model_config.num_levels - self.level)
-    return L.upsample(x, factor) if factor > 1 else x
+    return keras.ops.convert_to_numpy(L.upsample(x, factor) if factor > 1 else x)
 
   def to_audio(self, spectra) -> np.ndarray:
     """Audio [N, num_samples] float32 of normalized spectra [N, T, F, 2]."""
-    return self.spectral.spectra_to_audio(self.normalizer.denormalize(spectra)).numpy()
+    return np.asarray(self.spectral.spectra_to_audio(self.normalizer.denormalize(spectra)))
 
   def audio(self, z, pitches, effects, batch_size: int = 32) -> np.ndarray:
     """Audio [N, num_samples] float32 for latents [N, L], MIDI pitches [N], effects [N]."""

@@ -37,6 +37,10 @@ def _macs_per_second() -> float:
 
 
 def _has_gpu() -> bool:
+  import keras
+  if keras.backend.backend() == "jax":
+    import jax
+    return any(d.platform != "cpu" for d in jax.local_devices())
   import tensorflow as tf
   return bool(tf.config.list_physical_devices("GPU"))
 

@@ -6,7 +6,6 @@ can start after any number of examples, so a resumed run sees what an
 uninterrupted one would have.
 """
 
-import numpy as np
 import tensorflow as tf
 
 from reverbsynth import spectral
@@ -79,16 +78,9 @@ def dataset(data_dir, config: Config, labels: Labels, normalizer: spectral.Norma
 
 
 def compute_normalizer(data_dir, config: Config, labels: Labels, seed: int = 0) -> spectral.Normalizer:
-  """Maps the 0.1 and 99.9 percentiles of each channel over training examples to
-  -/+ `train.normalizer_margin` (GANSynth: 0.8), so that tanh reaches silence unsaturated."""
+  """spectral.Normalizer.fit over the first `train.normalizer_examples` training examples."""
   sp = spectral.Spectral(config.spectral_config())
   count = config.train.normalizer_examples
   audio = [a for a, _, _ in _examples(data_dir, config, labels, seed, 0).take(count)]
-  spectra = sp.audio_to_spectra(tf.stack(audio)).numpy()
-  margin = config.train.normalizer_margin
-  scale, offset = [], []
-  for channel in range(spectra.shape[-1]):
-    lo, hi = np.percentile(spectra[..., channel], [0.1, 99.9])
-    scale.append(float(2.0 * margin / max(hi - lo, 1e-6)))
-    offset.append(float(-margin - lo * scale[-1]))
-  return spectral.Normalizer(tuple(scale), tuple(offset))
+  return spectral.Normalizer.fit(sp.audio_to_spectra(tf.stack(audio)).numpy(),
+                                 config.train.normalizer_margin)

@@ -1,0 +1,123 @@
+"""Real spectra for training without TensorFlow (the JAX backend's input path).
+
+The shards are read with the package's own TFRecord and Example readers, the notes
+resampled, turned into IF-Mel (or linear) spectra in numpy and normalized by background
+threads, `prefetch` batches ahead of the step. Batches are numpy (spectra [B, T, F, 2]
+about [-1, 1], pitch one-hot [B, P], effect one-hot [B, E]), as training.inputs' are
+tensors. Each epoch is a permutation of all training records drawn from (seed, epoch),
+so a stream can start after any number of examples by reading at most one epoch.
+"""
+
+import concurrent.futures
+import itertools
+import os
+import queue
+import threading
+
+import numpy as np
+
+from reverbsynth import spectral, storage
+from reverbsynth.data import manifest as manifest_lib, records, tfrecord
+from reverbsynth.data.labels import Labels
+from reverbsynth.data.notes.note import resample
+from reverbsynth.errors import UserError
+from reverbsynth.runs.config import Config
+
+
+def _examples(data_dir, config: Config, labels: Labels, seed: int, skip: int):
+  """Shuffled, repeated (audio [N] at the dataset's rate, pitch index, effect index) of the
+  model's pitch range, after `skip` of them."""
+  manifest = manifest_lib.read(data_dir)
+  files = manifest_lib.shard_paths(data_dir, manifest, "train")
+  if not files:
+    raise UserError(f"{data_dir} has no training split; rebuild it with a train fraction")
+  low, high = labels.pitch_min, labels.pitch_min + labels.num_pitches - 1
+  per_pitch = manifest["counts"]["per_split"]["train"]["per_pitch"]
+  per_epoch = sum(c for p, c in per_pitch.items() if low <= int(p) <= high)
+  epoch, within = divmod(skip, max(per_epoch, 1))
+  handles = [storage.open_read(path) for path in files]
+  try:
+    index = [(f, offset, size) for f in handles for offset, size in tfrecord.scan(f)]
+    for epoch in itertools.count(epoch):
+      for i in np.random.default_rng([seed, epoch]).permutation(len(index)):
+        record = records.decode(tfrecord.read_at(*index[i]))
+        if not low <= record["pitch"] <= high:
+          continue
+        if within:
+          within -= 1
+          continue
+        yield record[records.AUDIO], record["pitch"] - low, record["effect"]
+  finally:
+    for f in handles:
+      f.close()
+
+
+class Batches:
+  """An iterator of normalized batches made by `workers` threads (default: the cores)."""
+
+  def __init__(self, data_dir, config: Config, labels: Labels,
+               normalizer: spectral.Normalizer, batch: int, seed: int = 0, skip: int = 0,
+               workers: int | None = None, prefetch: int = 4):
+    self.spectral = spectral.Spectral(config.spectral_config(), "numpy")
+    self.normalizer, self.labels = normalizer, labels
+    self.rates = (manifest_lib.read(data_dir)["audio"]["sample_rate"], config.audio.sample_rate)
+    self.num_samples = config.audio.num_samples
+    examples = _examples(data_dir, config, labels, seed, skip)
+    chunks = iter(lambda: list(itertools.islice(examples, batch)), None)
+    self._pool = concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count() or 1)
+    self._ready = queue.Queue(maxsize=prefetch)
+    self._stop = threading.Event()
+    self._feeder = threading.Thread(target=self._feed, args=(chunks,), daemon=True)
+    self._feeder.start()
+
+  def _feed(self, chunks) -> None:
+    """Reads and decodes records in order; the pool makes their batches."""
+    try:
+      for chunk in chunks:
+        while not self._stop.is_set():
+          try:
+            self._ready.put(self._pool.submit(self._make, chunk), timeout=0.1)
+            break
+          except queue.Full:
+            continue
+        if self._stop.is_set():
+          return
+    except Exception as e:  # Raised to the consumer by __next__.
+      self._ready.put(e)
+
+  def _make(self, chunk):
+    audio = np.stack([resample(a, *self.rates)[:self.num_samples] for a, _, _ in chunk])
+    pitch = np.asarray([p for _, p, _ in chunk])
+    effect = np.asarray([e for _, _, e in chunk])
+    x = self.normalizer.normalize(self.spectral.audio_to_spectra(audio), self.spectral.ops)
+    return (x.astype(np.float32), np.eye(self.labels.num_pitches, dtype=np.float32)[pitch],
+            np.eye(len(self.labels.effects), dtype=np.float32)[effect])
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    item = self._ready.get()
+    if isinstance(item, Exception):
+      raise item
+    return item.result()
+
+  def close(self) -> None:
+    """Stops the threads (the iterator is done)."""
+    self._stop.set()
+    self._pool.shutdown(wait=False, cancel_futures=True)
+
+  def __del__(self):
+    if hasattr(self, "_stop"):
+      self.close()
+
+
+def compute_normalizer(data_dir, config: Config, labels: Labels,
+                       seed: int = 0) -> spectral.Normalizer:
+  """training.inputs.compute_normalizer's statistics, from numpy spectra."""
+  sp = spectral.Spectral(config.spectral_config(), "numpy")
+  rates = (manifest_lib.read(data_dir)["audio"]["sample_rate"], config.audio.sample_rate)
+  examples = itertools.islice(_examples(data_dir, config, labels, seed, 0),
+                              config.train.normalizer_examples)
+  audio = np.stack([resample(a, *rates)[:config.audio.num_samples] for a, _, _ in examples])
+  return spectral.Normalizer.fit(sp.audio_to_spectra(audio), config.train.normalizer_margin)

@@ -1,0 +1,115 @@
+"""What both backends' training steps share: the networks, the generator EMA, Adam, and the
+real spectra brought to the level being trained.
+
+A backend's `Steps` (steps_tensorflow, steps_jax) adds `batches` (its input path),
+`run` (one D and one G update on a global batch) and, where it keeps the weights
+apart from the Keras variables while it trains (JAX), `sync` and `reload`.
+"""
+
+import contextlib
+
+import keras
+import numpy as np
+
+from reverbsynth import spectral
+from reverbsynth.model import layers as L, networks
+from reverbsynth.runs.config import Config
+
+GROUPS = ("generator", "discriminator", "ema", "g_opt", "d_opt")
+
+
+def ema_decay(config: Config, batch: int) -> float:
+  """The generator EMA's decay per step of `batch` images.
+
+  `optimizer.ema_half_life` is a fraction of a stage's images: GANSynth's 0.999 is a
+  half-life of 0.7 % of its 800k-image stages; the same decay over a 4k-image stage
+  would leave the top level's EMA mostly its random init.
+  """
+  half_life = config.optimizer.ema_half_life * config.schedule.images_per_stage
+  return 0.5 ** (batch / max(half_life, 1e-9))
+
+
+@contextlib.contextmanager
+def dtype_policy(precision: str):
+  """Keras layers made inside compute in `precision`; variables stay float32."""
+  previous = keras.config.dtype_policy()
+  keras.config.set_dtype_policy(precision)
+  try:
+    yield
+  finally:
+    keras.config.set_dtype_policy(previous)
+
+
+class Steps:
+  """G, D, the EMA of G and their Adams, built for `config` and `model_config`."""
+
+  def __init__(self, config: Config, model_config: networks.ModelConfig,
+               normalizer: spectral.Normalizer, pitch_prior, effect_prior):
+    self.config, self.model_config, self.normalizer = config, model_config, normalizer
+    self.log_pitch_prior = np.log(np.asarray(pitch_prior, np.float32) + 1e-12)
+    self.log_effect_prior = np.log(np.asarray(effect_prior, np.float32) + 1e-12)
+
+  def build(self) -> None:
+    """The networks, the EMA (a copy of G) and the optimizers (call in a strategy's scope)."""
+    opt = self.config.optimizer
+    with dtype_policy(self.config.train.precision):
+      self.generator, self.discriminator = networks.build(self.model_config)
+      self.ema = networks.Generator(self.model_config, name="generator_ema")
+      networks.build_generator(self.ema)
+    self.ema.set_weights(self.generator.get_weights())
+    self.g_opt, self.d_opt = self.make_adam(opt), self.make_adam(opt)
+    self.g_opt.build(self.generator.trainable_variables)
+    self.d_opt.build(self.discriminator.trainable_variables)
+
+  def make_adam(self, opt):
+    return keras.optimizers.Adam(opt.learning_rate, beta_1=opt.beta_1, beta_2=opt.beta_2,
+                                 epsilon=1e-8)
+
+  def real_at(self, spectra, level: int, alpha):
+    """Full-size real spectra [B, T, F, 2] brought to `level`, faded like the fakes."""
+    factor = 2 ** (self.model_config.num_levels - level)
+    x = L.downsample(spectra, factor) if factor > 1 else spectra
+    if level == 1:
+      return x
+    return L.lerp(L.upsample(L.downsample(x)), x, alpha)
+
+  def _variables(self) -> dict:
+    """{group: [Keras variables]} in checkpoint order (Adam: its own, not a loss scaler's)."""
+    inner = lambda o: getattr(o, "inner_optimizer", o)
+    return {"generator": self.generator.weights, "discriminator": self.discriminator.weights,
+            "ema": self.ema.weights, "g_opt": inner(self.g_opt).variables,
+            "d_opt": inner(self.d_opt).variables}
+
+  def sync(self) -> None:
+    """Brings the Keras variables up to date with training (a no-op where they are its state)."""
+
+  def reload(self) -> None:
+    """Takes the Keras variables as training's state (after they were assigned)."""
+
+  def values(self) -> dict:
+    """{group: [numpy arrays]}: what a checkpoint holds."""
+    self.sync()
+    return {g: [keras.ops.convert_to_numpy(v.value) for v in vs]
+            for g, vs in self._variables().items()}
+
+  def assign(self, values: dict) -> None:
+    """Sets every variable from `values` (as `values` returns); ValueError on a mismatch."""
+    variables = self._variables()
+    for group, targets in variables.items():
+      given = values.get(group, [])
+      if len(given) != len(targets) or any(tuple(v.shape) != a.shape
+                                           for v, a in zip(targets, given)):
+        raise ValueError(f"{group}: {len(given)} arrays for {len(targets)} variables")
+      for variable, array in zip(targets, given):
+        variable.assign(array.astype(variable.dtype))
+    self.reload()
+
+  def reset_optimizers(self) -> None:
+    """Zeroes both Adams' moments and step counts (their learning rates stay): each stage
+    starts with fresh moments, as GANSynth's."""
+    self.sync()
+    for group in ("g_opt", "d_opt"):
+      for variable in self._variables()[group]:
+        if variable.name != "learning_rate":
+          variable.assign(keras.ops.zeros_like(variable))
+    self.reload()

@@ -1,0 +1,124 @@
+"""Training steps on the JAX backend: a jitted WGAN-GP + drift + AC step per (level, batch),
+stateless model calls and Adam updates, the batch sharded over a mesh of the local devices
+(all of them when `train.distribute` is set), input from training.numpy_inputs (no
+TensorFlow anywhere on this path).
+
+The weights live in `self.state` (jax arrays) while training runs; `sync` writes them to
+the Keras variables (for samples, exports and checkpoints), `reload` reads them back.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from reverbsynth.errors import UserError
+from reverbsynth.model import losses
+from reverbsynth.training import numpy_inputs
+from reverbsynth.training.steps import Steps, ema_decay
+
+
+
+class JaxSteps(Steps):
+
+  inputs = numpy_inputs
+
+  def __init__(self, *args):
+    super().__init__(*args)
+    if self.config.train.precision == "mixed_float16":
+      raise UserError("train.precision mixed_float16 needs loss scaling, which the JAX "
+                      "backend does not do: use mixed_bfloat16 (or float32)")
+    devices = jax.local_devices() if self.config.train.distribute else jax.local_devices()[:1]
+    self.mesh = Mesh(np.asarray(devices), ("batch",))
+    self.replicated = NamedSharding(self.mesh, PartitionSpec())
+    self.sharded = NamedSharding(self.mesh, PartitionSpec("batch"))
+    self.build()
+    self.key = jax.random.key(self.config.seed)
+    self._steps = {}
+    self.reload()
+
+  def reload(self) -> None:
+    self.state = jax.device_put(
+        {g: [v.value for v in vs] for g, vs in self._variables().items()}, self.replicated)
+
+  def sync(self) -> None:
+    for group, variables in self._variables().items():
+      for variable, value in zip(variables, self.state[group]):
+        variable.assign(value)
+
+  def batches(self, data_dir, labels, batch: int, skip: int = 0):
+    """(spectra [B, T, F, 2], pitch one-hot [B, P], effect one-hot [B, E]) after `skip`,
+    as numpy from background threads; `run` shards them over the mesh."""
+    return numpy_inputs.Batches(data_dir, self.config, labels, self.normalizer, batch,
+                                self.config.seed, skip)
+
+  def run(self, level: int, batch: int, real, pitch, effect, alpha: float, step: int) -> dict:
+    """One D and one G update and the EMA; returns the loss terms as floats."""
+    if (level, batch) not in self._steps:
+      if batch % self.mesh.size:
+        raise UserError(f"batch size {batch} does not split over {self.mesh.size} devices: "
+                        f"make schedule.batch_size a multiple of {self.mesh.size}")
+      self._steps[level, batch] = self._make_step(level, batch)
+    real, pitch, effect = jax.device_put((real, pitch, effect), self.sharded)
+    self.state, terms = self._steps[level, batch](
+        self.state, real, pitch, effect, jnp.float32(alpha), jax.random.fold_in(self.key, step))
+    return {k: float(v) for k, v in terms.items()}
+
+  def _fake_inputs(self, key, batch: int):
+    """Latents [B, latent] and one-hot labels drawn from the dataset's label prior."""
+    keys = jax.random.split(key, 3)
+    z = jax.random.normal(keys[0], (batch, self.model_config.latent_size))
+    pitch = jax.random.categorical(keys[1], self.log_pitch_prior, shape=(batch,))
+    effect = jax.random.categorical(keys[2], self.log_effect_prior, shape=(batch,))
+    return (z, jax.nn.one_hot(pitch, self.model_config.num_pitches),
+            jax.nn.one_hot(effect, self.model_config.num_effects))
+
+  def _make_step(self, level: int, batch: int):
+    """A jitted step (state, real, pitch, effect, alpha, key) -> (state, loss terms)."""
+    g, d, cfg = self.generator, self.discriminator, self.config.loss
+    decay = ema_decay(self.config, batch)
+    upsampling = 2 ** (self.model_config.num_levels - level)  # GANSynth's D sees full size.
+    scale, offset = self.normalizer.scale, self.normalizer.offset
+
+    def step(state, real, pitch, effect, alpha, key):
+      generate = lambda weights, *labels: g.stateless_call(
+          weights, [], *labels, level=level, alpha=alpha)[0]
+      critic_of = lambda weights: lambda x: d.stateless_call(
+          weights, [], x, level=level, alpha=alpha)[0]
+      keys = jax.random.split(key, 3)
+      real = self.real_at(real, level, alpha)
+      z, fake_pitch, fake_effect = self._fake_inputs(keys[0], batch)
+      if cfg.projection:  # The penalty's mixes of a real and a fake share their labels.
+        fake_pitch, fake_effect = pitch, effect
+      u = jax.random.uniform(keys[1], (batch, 1, 1, 1))
+      fake = generate(state["generator"], z, fake_pitch, fake_effect)
+
+      def d_loss(weights):
+        critic = critic_of(weights)
+        penalty = losses.gradient_penalty(
+            lambda x: losses.critic(critic(x), pitch, effect, cfg),
+            real, fake, u, scale, upsampling)
+        terms = losses.discriminator_loss(critic(real), critic(fake), penalty, pitch, effect,
+                                          cfg, fake_labels=(fake_pitch, fake_effect))
+        return terms["d_loss"], terms
+
+      grads, d_terms = jax.grad(d_loss, has_aux=True)(state["discriminator"])
+      discriminator, d_opt = self.d_opt.stateless_apply(state["d_opt"], grads,
+                                                        state["discriminator"])
+      z, fake_pitch, fake_effect = self._fake_inputs(keys[2], batch)
+
+      def g_loss(weights):
+        fake = generate(weights, z, fake_pitch, fake_effect)
+        envelope = losses.envelope_loss(real, fake, effect, fake_effect, scale[0],
+                                        offset[0]) if cfg.envelope else None
+        terms = losses.generator_loss(critic_of(discriminator)(fake), fake_pitch, fake_effect,
+                                      cfg, envelope)
+        return terms["g_loss"], terms
+
+      grads, g_terms = jax.grad(g_loss, has_aux=True)(state["generator"])
+      generator, g_opt = self.g_opt.stateless_apply(state["g_opt"], grads, state["generator"])
+      ema = [decay * a + (1.0 - decay) * c for a, c in zip(state["ema"], generator)]
+      return ({"generator": generator, "discriminator": discriminator, "ema": ema,
+               "g_opt": g_opt, "d_opt": d_opt}, {**d_terms, **g_terms})
+
+    return jax.jit(step, donate_argnums=0)

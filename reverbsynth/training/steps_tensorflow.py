@@ -1,0 +1,125 @@
+"""Training steps on the TensorFlow backend: a tf.function per (level, batch), tf.data input,
+MirroredStrategy over the local GPUs when `train.distribute` is set."""
+
+import keras
+import tensorflow as tf
+
+from reverbsynth.errors import UserError
+from reverbsynth.model import losses
+from reverbsynth.training import inputs
+from reverbsynth.training.steps import Steps, ema_decay
+
+
+class TensorFlowSteps(Steps):
+
+  inputs = inputs
+
+  def __init__(self, *args):
+    super().__init__(*args)
+    if self.config.train.deterministic:
+      _deterministic_ops()
+    self.strategy = _strategy(self.config.train.distribute)
+    with self.strategy.scope():
+      self.build()
+    self._steps = {}
+
+  def make_adam(self, opt):
+    adam = super().make_adam(opt)
+    return (keras.optimizers.LossScaleOptimizer(adam)
+            if self.config.train.precision == "mixed_float16" else adam)
+
+  def batches(self, data_dir, labels, batch: int, skip: int = 0):
+    """(spectra [B, T, F, 2], pitch one-hot [B, P], effect one-hot [B, E]) after `skip`."""
+    return iter(self.strategy.experimental_distribute_dataset(inputs.dataset(
+        data_dir, self.config, labels, self.normalizer, batch, self.config.seed, skip=skip)))
+
+  def run(self, level: int, batch: int, real, pitch, effect, alpha: float, step: int) -> dict:
+    """One D and one G update and the EMA; returns the loss terms as floats."""
+    if (level, batch) not in self._steps:
+      self._steps[level, batch] = self._make_step(level, batch)
+    seed = tf.constant([self.config.seed, step], tf.int64)
+    terms = self._steps[level, batch](real, pitch, effect, tf.constant(alpha, tf.float32), seed)
+    return {k: float(v) for k, v in terms.items()}
+
+  def _fake_inputs(self, batch: int, seeds):
+    """Latents [B, latent] and one-hot labels drawn from the dataset's label prior."""
+    z = tf.random.stateless_normal([batch, self.model_config.latent_size], seeds[0])
+    pitch = tf.random.stateless_categorical(self.log_pitch_prior[None], batch, seeds[1])[0]
+    effect = tf.random.stateless_categorical(self.log_effect_prior[None], batch, seeds[2])[0]
+    return (z, tf.one_hot(pitch, self.model_config.num_pitches),
+            tf.one_hot(effect, self.model_config.num_effects))
+
+  def _make_step(self, level: int, batch: int):
+    """A tf.function: one D and one G update on a global batch, split over the replicas."""
+    g, d, cfg = self.generator, self.discriminator, self.config.loss
+    decay = ema_decay(self.config, batch)
+    replicas = self.strategy.num_replicas_in_sync
+    if batch % replicas:
+      raise UserError(f"batch size {batch} does not split over {replicas} replicas: "
+                      f"make schedule.batch_size a multiple of {replicas}")
+    per_replica = batch // replicas
+    upsampling = 2 ** (self.model_config.num_levels - level)  # GANSynth's D sees full size.
+
+    def apply(optimizer, loss, variables):
+      # tf.gradients, not a GradientTape: a tape adds the uses of a weight in an order
+      # set by process-wide tensor ids, so the same step traced later in a process (a
+      # resumed run) rounds differently; tf.gradients adds them in the graph's own order.
+      grads = tf.gradients(optimizer.scale_loss(loss / replicas), [v.value for v in variables])
+      pairs = [(gr, v) for gr, v in zip(grads, variables) if gr is not None]
+      optimizer.apply([p[0] for p in pairs], [p[1] for p in pairs])
+
+    def replica_step(real, pitch, effect, alpha, seed):
+      # Optimizers sum gradients over replicas: each replica's loss is divided by their number.
+      replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+      seeds = tf.random.experimental.stateless_split(
+          tf.random.experimental.stateless_fold_in(seed, replica), 8)
+      real = self.real_at(real, level, alpha)
+      z, fake_pitch, fake_effect = self._fake_inputs(per_replica, seeds[:3])
+      if cfg.projection:  # The penalty's mixes of a real and a fake share their labels.
+        fake_pitch, fake_effect = pitch, effect
+      u = tf.random.stateless_uniform([per_replica, 1, 1, 1], seeds[3])
+      fake = g(z, fake_pitch, fake_effect, level=level, alpha=alpha)
+      penalty = losses.gradient_penalty(
+          lambda x: losses.critic(d(x, level=level, alpha=alpha), pitch, effect, cfg),
+          real, fake, u, self.normalizer.scale, upsampling)
+      d_terms = losses.discriminator_loss(d(real, level=level, alpha=alpha),
+                                          d(fake, level=level, alpha=alpha),
+                                          penalty, pitch, effect, cfg,
+                                          fake_labels=(fake_pitch, fake_effect))
+      apply(self.d_opt, d_terms["d_loss"], d.trainable_variables)
+      z, fake_pitch, fake_effect = self._fake_inputs(per_replica, seeds[4:7])
+      fake = g(z, fake_pitch, fake_effect, level=level, alpha=alpha)
+      envelope = losses.envelope_loss(
+          real, fake, effect, fake_effect, self.normalizer.scale[0],
+          self.normalizer.offset[0]) if cfg.envelope else None
+      g_terms = losses.generator_loss(d(fake, level=level, alpha=alpha),
+                                      fake_pitch, fake_effect, cfg, envelope)
+      apply(self.g_opt, g_terms["g_loss"], g.trainable_variables)
+      return {**d_terms, **g_terms}
+
+    def step(real, pitch, effect, alpha, seed):
+      terms = self.strategy.run(replica_step, args=(real, pitch, effect, alpha, seed))
+      terms = {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+               for k, v in terms.items()}
+      for averaged, current in zip(self.ema.weights, g.weights):
+        averaged.assign(decay * averaged + (1.0 - decay) * current)
+      return terms
+
+    return tf.function(step, jit_compile=bool(self.config.train.xla))
+
+
+def _strategy(distribute: bool) -> tf.distribute.Strategy:
+  """MirroredStrategy over all visible GPUs (the CPU when there are none), or no strategy."""
+  return tf.distribute.MirroredStrategy() if distribute else tf.distribute.get_strategy()
+
+
+def _deterministic_ops() -> None:
+  """Bit-exact reruns and resumes, for the rest of the process.
+
+  Besides op determinism, grappler's arithmetic optimizer is off: it regroups sums
+  by node names, which differ when the same step is traced later in a process
+  (a resumed run), so the same step rounded differently (by 1e-6, which GAN
+  training grows to 1e-4 in a dozen steps).
+  """
+  tf.config.experimental.enable_op_determinism()
+  tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
