@@ -11,6 +11,7 @@ import dataclasses
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from reverbsynth.model import layers as L
@@ -152,6 +153,15 @@ def build_generator(generator: Generator, batch: int = 4) -> None:
   inputs = _dummy_inputs(generator.config, batch)
   for level in range(1, generator.config.num_levels + 1):
     generator(*inputs, level=level, alpha=0.5 if level > 1 else 1.0)
+
+
+def initialize(model: keras.Model, seed: int) -> None:
+  """Draws `model`'s weights from a numpy generator seeded by `seed`, as its layers' own
+  initializers would (N(0, 1) kernels, zero biases; equalized learning rate scales them at
+  run time), so that every Keras backend starts training from the same weights."""
+  rng = np.random.default_rng(seed)
+  model.set_weights([rng.standard_normal(w.shape).astype(np.float32) if len(w.shape) > 1
+                     else np.zeros(w.shape, np.float32) for w in model.weights])
 
 
 def build(config: ModelConfig, batch: int = 4):

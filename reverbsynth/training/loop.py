@@ -67,8 +67,6 @@ class Trainer:
   def __init__(self, config: Config, data_dir: str, run_dir: str, resume: bool = False):
     _check_shapes(config)
     steps_class = _steps_class(config.train.backend)
-    # First of all: the input order and the initial weights depend on the global seed.
-    keras.utils.set_random_seed(config.seed)
     self.config, self.data_dir, self.run_dir = config, data_dir, run_dir
     manifest = manifest_lib.read(data_dir)
     os.makedirs(run_dir, exist_ok=True)

@@ -56,6 +56,8 @@ class Steps:
       self.generator, self.discriminator = networks.build(self.model_config)
       self.ema = networks.Generator(self.model_config, name="generator_ema")
       networks.build_generator(self.ema)
+    networks.initialize(self.generator, self.config.seed)
+    networks.initialize(self.discriminator, self.config.seed + 1)
     self.ema.set_weights(self.generator.get_weights())
     self.g_opt, self.d_opt = self.make_adam(opt), self.make_adam(opt)
     self.g_opt.build(self.generator.trainable_variables)
@@ -111,5 +113,5 @@ class Steps:
     for group in ("g_opt", "d_opt"):
       for variable in self._variables()[group]:
         if variable.name != "learning_rate":
-          variable.assign(keras.ops.zeros_like(variable))
+          variable.assign(np.zeros(variable.shape, variable.dtype))
     self.reload()

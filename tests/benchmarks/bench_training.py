@@ -24,15 +24,16 @@ MAX_STEP_SECONDS = float(os.environ.get("BENCH_MAX_STEP_SECONDS", 60))
 BACKENDS = ("tensorflow", "jax")
 
 
-def measure(config_name: str, data_dir: str, backend: str) -> list:
+def measure(config_name: str, data_dir: str, backend: str, overrides=()) -> list:
   """[{"stage", "level", "transition", "images_per_second" or None, "input_share"}] for every
-  stage of `config_name`, trained on `backend` (call in a process of that backend)."""
+  stage of `config_name` with `overrides`, trained on `backend` (call in a process of that
+  backend; tools/gpu.py calls it on a GPU)."""
   from reverbsynth import backend as backends
   backends.use(backend)
   from reverbsynth.runs import config as config_lib
   from reverbsynth.training import loop as training
   from reverbsynth.model import schedule
-  config = config_lib.load(config_name, [f"train.backend={backend}"])
+  config = config_lib.load(config_name, [f"train.backend={backend}", *overrides])
   run_dir = tempfile.mkdtemp(prefix=f"reverbsynth-bench-{config_name}-")
   rows = []
   try:
