@@ -78,11 +78,11 @@ class Trainer:
       raise UserError(f"{run_dir} holds TensorFlow checkpoints of an older reverbsynth, which "
                       "this version cannot resume: give another --out, or remove that run")
     files.start(run_dir, config, self.labels, resume)
+    priors = label_prior(manifest, self.labels)  # Refuses a pitch range without notes.
     self.inputs = steps_class.inputs
     self.normalizer = self._normalizer()
     self.model_config = files.model_config(config, self.labels)
-    self.steps = steps_class(config, self.model_config, self.normalizer,
-                             *label_prior(manifest, self.labels))
+    self.steps = steps_class(config, self.model_config, self.normalizer, *priors)
     self.step = self.stage = self.images_in_stage = self.images_total = 0
     if resume and os.path.exists(latest):
       self._restore(latest)

@@ -34,7 +34,9 @@ def _examples(data_dir, config: Config, labels: Labels, seed: int, skip: int):
   low, high = labels.pitch_min, labels.pitch_min + labels.num_pitches - 1
   per_pitch = manifest["counts"]["per_split"]["train"]["per_pitch"]
   per_epoch = sum(c for p, c in per_pitch.items() if low <= int(p) <= high)
-  epoch, within = divmod(skip, max(per_epoch, 1))
+  if not per_epoch:
+    raise UserError(f"{data_dir} has no training notes in the pitch range {low}..{high}")
+  epoch, within = divmod(skip, per_epoch)
   handles = [storage.open_read(path) for path in files]
   try:
     index = [(f, offset, size) for f in handles for offset, size in tfrecord.scan(f)]

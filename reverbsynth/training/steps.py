@@ -46,8 +46,7 @@ class Steps:
   def __init__(self, config: Config, model_config: networks.ModelConfig,
                normalizer: spectral.Normalizer, pitch_prior, effect_prior):
     self.config, self.model_config, self.normalizer = config, model_config, normalizer
-    self.log_pitch_prior = np.log(np.asarray(pitch_prior, np.float32) + 1e-12)
-    self.log_effect_prior = np.log(np.asarray(effect_prior, np.float32) + 1e-12)
+    self.priors = (np.asarray(pitch_prior, np.float64), np.asarray(effect_prior, np.float64))
 
   def build(self) -> None:
     """The networks, the EMA (a copy of G) and the optimizers (call in a strategy's scope)."""
@@ -66,6 +65,24 @@ class Steps:
   def make_adam(self, opt):
     return keras.optimizers.Adam(opt.learning_rate, beta_1=opt.beta_1, beta_2=opt.beta_2,
                                  epsilon=1e-8)
+
+  def draws(self, batch: int, step: int) -> tuple:
+    """A step's randomness, drawn on the host from (seed, step), so that both backends take
+    the same step from the same weights and batch, and a resumed run the same as an
+    uninterrupted one: latents [B, latent] and one-hot labels [B, P], [B, E] (from the
+    dataset's label prior) of the fakes D sees, the penalty's mixing weights u [B, 1, 1, 1],
+    then latents and labels of the fakes G is trained on. All float32 numpy."""
+    rng = np.random.default_rng([self.config.seed, step])
+    m = self.model_config
+
+    def fakes():
+      z = rng.standard_normal((batch, m.latent_size)).astype(np.float32)
+      labels = [np.eye(len(prior), dtype=np.float32)[rng.choice(len(prior), batch, p=prior)]
+                for prior in self.priors]
+      return (z, *labels)
+
+    first, u = fakes(), rng.random((batch, 1, 1, 1), dtype=np.float32)
+    return (*first, u, *fakes())
 
   def real_at(self, spectra, level: int, alpha):
     """Full-size real spectra [B, T, F, 2] brought to `level`, faded like the fakes."""

@@ -33,7 +33,6 @@ class JaxSteps(Steps):
     self.replicated = NamedSharding(self.mesh, PartitionSpec())
     self.sharded = NamedSharding(self.mesh, PartitionSpec("batch"))
     self.build()
-    self.key = jax.random.key(self.config.seed)
     self._steps = {}
     self.reload()
 
@@ -59,38 +58,26 @@ class JaxSteps(Steps):
         raise UserError(f"batch size {batch} does not split over {self.mesh.size} devices: "
                         f"make schedule.batch_size a multiple of {self.mesh.size}")
       self._steps[level, batch] = self._make_step(level, batch)
-    real, pitch, effect = jax.device_put((real, pitch, effect), self.sharded)
-    self.state, terms = self._steps[level, batch](
-        self.state, real, pitch, effect, jnp.float32(alpha), jax.random.fold_in(self.key, step))
+    inputs = jax.device_put((real, pitch, effect, self.draws(batch, step)), self.sharded)
+    self.state, terms = self._steps[level, batch](self.state, *inputs, jnp.float32(alpha))
     return {k: float(v) for k, v in terms.items()}
 
-  def _fake_inputs(self, key, batch: int):
-    """Latents [B, latent] and one-hot labels drawn from the dataset's label prior."""
-    keys = jax.random.split(key, 3)
-    z = jax.random.normal(keys[0], (batch, self.model_config.latent_size))
-    pitch = jax.random.categorical(keys[1], self.log_pitch_prior, shape=(batch,))
-    effect = jax.random.categorical(keys[2], self.log_effect_prior, shape=(batch,))
-    return (z, jax.nn.one_hot(pitch, self.model_config.num_pitches),
-            jax.nn.one_hot(effect, self.model_config.num_effects))
-
   def _make_step(self, level: int, batch: int):
-    """A jitted step (state, real, pitch, effect, alpha, key) -> (state, loss terms)."""
+    """A jitted step (state, real, pitch, effect, draws, alpha) -> (state, loss terms)."""
     g, d, cfg = self.generator, self.discriminator, self.config.loss
     decay = ema_decay(self.config, batch)
     upsampling = 2 ** (self.model_config.num_levels - level)  # GANSynth's D sees full size.
     scale, offset = self.normalizer.scale, self.normalizer.offset
 
-    def step(state, real, pitch, effect, alpha, key):
+    def step(state, real, pitch, effect, draws, alpha):
       generate = lambda weights, *labels: g.stateless_call(
           weights, [], *labels, level=level, alpha=alpha)[0]
       critic_of = lambda weights: lambda x: d.stateless_call(
           weights, [], x, level=level, alpha=alpha)[0]
-      keys = jax.random.split(key, 3)
+      z, fake_pitch, fake_effect, u, z_g, pitch_g, effect_g = draws
       real = self.real_at(real, level, alpha)
-      z, fake_pitch, fake_effect = self._fake_inputs(keys[0], batch)
       if cfg.projection:  # The penalty's mixes of a real and a fake share their labels.
         fake_pitch, fake_effect = pitch, effect
-      u = jax.random.uniform(keys[1], (batch, 1, 1, 1))
       fake = generate(state["generator"], z, fake_pitch, fake_effect)
 
       def d_loss(weights):
@@ -105,13 +92,12 @@ class JaxSteps(Steps):
       grads, d_terms = jax.grad(d_loss, has_aux=True)(state["discriminator"])
       discriminator, d_opt = self.d_opt.stateless_apply(state["d_opt"], grads,
                                                         state["discriminator"])
-      z, fake_pitch, fake_effect = self._fake_inputs(keys[2], batch)
 
       def g_loss(weights):
-        fake = generate(weights, z, fake_pitch, fake_effect)
-        envelope = losses.envelope_loss(real, fake, effect, fake_effect, scale[0],
+        fake = generate(weights, z_g, pitch_g, effect_g)
+        envelope = losses.envelope_loss(real, fake, effect, effect_g, scale[0],
                                         offset[0]) if cfg.envelope else None
-        terms = losses.generator_loss(critic_of(discriminator)(fake), fake_pitch, fake_effect,
+        terms = losses.generator_loss(critic_of(discriminator)(fake), pitch_g, effect_g,
                                       cfg, envelope)
         return terms["g_loss"], terms
 

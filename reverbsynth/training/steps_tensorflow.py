@@ -37,17 +37,9 @@ class TensorFlowSteps(Steps):
     """One D and one G update and the EMA; returns the loss terms as floats."""
     if (level, batch) not in self._steps:
       self._steps[level, batch] = self._make_step(level, batch)
-    seed = tf.constant([self.config.seed, step], tf.int64)
-    terms = self._steps[level, batch](real, pitch, effect, tf.constant(alpha, tf.float32), seed)
+    draws = tuple(tf.constant(d) for d in self.draws(batch, step))
+    terms = self._steps[level, batch](real, pitch, effect, tf.constant(alpha, tf.float32), draws)
     return {k: float(v) for k, v in terms.items()}
-
-  def _fake_inputs(self, batch: int, seeds):
-    """Latents [B, latent] and one-hot labels drawn from the dataset's label prior."""
-    z = tf.random.stateless_normal([batch, self.model_config.latent_size], seeds[0])
-    pitch = tf.random.stateless_categorical(self.log_pitch_prior[None], batch, seeds[1])[0]
-    effect = tf.random.stateless_categorical(self.log_effect_prior[None], batch, seeds[2])[0]
-    return (z, tf.one_hot(pitch, self.model_config.num_pitches),
-            tf.one_hot(effect, self.model_config.num_effects))
 
   def _make_step(self, level: int, batch: int):
     """A tf.function: one D and one G update on a global batch, split over the replicas."""
@@ -68,16 +60,14 @@ class TensorFlowSteps(Steps):
       pairs = [(gr, v) for gr, v in zip(grads, variables) if gr is not None]
       optimizer.apply([p[0] for p in pairs], [p[1] for p in pairs])
 
-    def replica_step(real, pitch, effect, alpha, seed):
+    def replica_step(real, pitch, effect, alpha, draws):
       # Optimizers sum gradients over replicas: each replica's loss is divided by their number.
       replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-      seeds = tf.random.experimental.stateless_split(
-          tf.random.experimental.stateless_fold_in(seed, replica), 8)
+      part = lambda x: x[replica * per_replica:(replica + 1) * per_replica]
+      z, fake_pitch, fake_effect, u, z_g, pitch_g, effect_g = map(part, draws)
       real = self.real_at(real, level, alpha)
-      z, fake_pitch, fake_effect = self._fake_inputs(per_replica, seeds[:3])
       if cfg.projection:  # The penalty's mixes of a real and a fake share their labels.
         fake_pitch, fake_effect = pitch, effect
-      u = tf.random.stateless_uniform([per_replica, 1, 1, 1], seeds[3])
       fake = g(z, fake_pitch, fake_effect, level=level, alpha=alpha)
       penalty = losses.gradient_penalty(
           lambda x: losses.critic(d(x, level=level, alpha=alpha), pitch, effect, cfg),
@@ -87,18 +77,17 @@ class TensorFlowSteps(Steps):
                                           penalty, pitch, effect, cfg,
                                           fake_labels=(fake_pitch, fake_effect))
       apply(self.d_opt, d_terms["d_loss"], d.trainable_variables)
-      z, fake_pitch, fake_effect = self._fake_inputs(per_replica, seeds[4:7])
-      fake = g(z, fake_pitch, fake_effect, level=level, alpha=alpha)
+      fake = g(z_g, pitch_g, effect_g, level=level, alpha=alpha)
       envelope = losses.envelope_loss(
-          real, fake, effect, fake_effect, self.normalizer.scale[0],
+          real, fake, effect, effect_g, self.normalizer.scale[0],
           self.normalizer.offset[0]) if cfg.envelope else None
       g_terms = losses.generator_loss(d(fake, level=level, alpha=alpha),
-                                      fake_pitch, fake_effect, cfg, envelope)
+                                      pitch_g, effect_g, cfg, envelope)
       apply(self.g_opt, g_terms["g_loss"], g.trainable_variables)
       return {**d_terms, **g_terms}
 
-    def step(real, pitch, effect, alpha, seed):
-      terms = self.strategy.run(replica_step, args=(real, pitch, effect, alpha, seed))
+    def step(real, pitch, effect, alpha, draws):
+      terms = self.strategy.run(replica_step, args=(real, pitch, effect, alpha, draws))
       terms = {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
                for k, v in terms.items()}
       for averaged, current in zip(self.ema.weights, g.weights):

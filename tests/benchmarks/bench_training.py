@@ -24,10 +24,10 @@ MAX_STEP_SECONDS = float(os.environ.get("BENCH_MAX_STEP_SECONDS", 60))
 BACKENDS = ("tensorflow", "jax")
 
 
-def measure(config_name: str, data_dir: str, backend: str, overrides=()) -> list:
-  """[{"stage", "level", "transition", "images_per_second" or None, "input_share"}] for every
-  stage of `config_name` with `overrides`, trained on `backend` (call in a process of that
-  backend; tools/gpu.py calls it on a GPU)."""
+def measure(config_name: str, data_dir: str, backend: str, overrides=(), stages=None) -> list:
+  """[{"stage", "level", "transition", "images_per_second" or None, "input_share"}] for each
+  of `stages` (default: all) of `config_name` with `overrides`, trained on `backend` (call
+  in a process of that backend; tools/gpu.py calls it on a GPU)."""
   from reverbsynth import backend as backends
   backends.use(backend)
   from reverbsynth.runs import config as config_lib
@@ -39,7 +39,7 @@ def measure(config_name: str, data_dir: str, backend: str, overrides=()) -> list
   try:
     trainer = training.Trainer(config, data_dir, run_dir)
     levels = config.model.num_levels
-    for index in range(schedule.num_stages(levels)):
+    for index in stages or range(schedule.num_stages(levels)):
       st = schedule.stage(index, levels)
       batch = config.schedule.batch_size[st.level - 1]
       trainer.stage, trainer.images_in_stage = index, 0
