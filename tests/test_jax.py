@@ -118,38 +118,46 @@ from reverbsynth import backend
 backend.use(sys.argv[3])
 from reverbsynth.runs import config
 from reverbsynth.training import loop, numpy_inputs
-trainer = loop.Trainer(config.load("tiny", ["train.backend=" + sys.argv[3]]), *sys.argv[1:3])
+trainer = loop.Trainer(config.load("tiny", ["train.backend=" + sys.argv[3], *sys.argv[4:]]),
+                       *sys.argv[1:3])
 data = numpy_inputs.Batches(trainer.data_dir, trainer.config, trainer.labels,
                             trainer.normalizer, 8, workers=1)
 real, pitch, effect = next(data)
 data.close()
 terms = [trainer.steps.run(level, 8, real, pitch, effect, alpha, step)
          for step, (level, alpha) in enumerate([(1, 1.0), (1, 1.0), (2, 0.5)])]
-print(json.dumps({"terms": terms, "ema": [w.tolist() for w in trainer.steps.values()["ema"][:4]]}))
+print(json.dumps({"terms": terms, "ema": [w.tolist() for w in trainer.steps.values()["ema"][:4]],
+                  "devices": getattr(getattr(trainer.steps, "mesh", None), "size", 1)}))
 """
 
 
-def test_one_step_from_the_same_weights_and_batch_is_the_same_on_both_backends(tmp_path,
-                                                                              dataset):
+def test_one_step_from_the_same_weights_and_batch_is_the_same_on_both_backends_and_a_mesh(
+    tmp_path, dataset):
   # Initial weights (networks.initialize) and the step's draws (Steps.draws) come from the
   # seed on the host, so both backends take the same steps: only float rounding differs.
+  # JAX runs on two (host) devices with train.distribute: the batch sharded over a mesh
+  # (one device is that mesh's simplest case; the resume tests above train on it).
   reports = {}
-  for backend in ("tensorflow", "jax"):
-    run = tmp_path / backend
-    if backend == "jax":  # The same normalizer (numpy's is within 1e-3 of TensorFlow's).
+  for name, backend, extra, env in [
+      ("tensorflow", "tensorflow", [], {}),
+      ("mesh", "jax", ["train.distribute=true"],
+       {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})]:
+    run = tmp_path / name
+    if name != "tensorflow":  # The same normalizer (numpy's is within 1e-3 of TensorFlow's).
       run.mkdir()
       shutil.copy(tmp_path / "tensorflow" / files.NORMALIZER, run / files.NORMALIZER)
-    done = subprocess.run([sys.executable, "-c", STEPS, str(dataset), str(run), backend],
-                          capture_output=True, text=True, env={**os.environ, **ENV})
+    done = subprocess.run([sys.executable, "-c", STEPS, str(dataset), str(run), backend, *extra],
+                          capture_output=True, text=True, env={**os.environ, **ENV, **env})
     assert done.returncode == 0, done.stderr[-3000:]
-    reports[backend] = json.loads(done.stdout.strip().splitlines()[-1])
-  # Measured 2026-12-04: every term within 1e-7 (relative), the EMA weights within 3e-5
-  # after 3 steps (two at level 1, one fading in level 2). The JAX penalty taken in
-  # normalized instead of raw units, broken once on purpose, moved the first step's penalty
-  # from 0.756 to 0.842.
+    reports[name] = json.loads(done.stdout.strip().splitlines()[-1])
+  assert reports["mesh"]["devices"] == 2
+  # Measured 2026-12-04 (one device and the mesh alike): every term within 1e-7 (relative),
+  # the EMA weights within 3e-5 after 3 steps (two at level 1, one fading in level 2). The
+  # JAX penalty taken in normalized instead of raw units, broken once on purpose, moved the
+  # first step's penalty from 0.756 to 0.842.
   for step, (tf_terms, jax_terms) in enumerate(zip(*(reports[b]["terms"]
-                                                     for b in ("tensorflow", "jax")))):
+                                                     for b in ("tensorflow", "mesh")))):
     for term, value in tf_terms.items():
       assert abs(jax_terms[term] - value) <= 1e-4 * (1 + abs(value)), (step, term)
-  for a, b in zip(reports["tensorflow"]["ema"], reports["jax"]["ema"]):
+  for a, b in zip(reports["tensorflow"]["ema"], reports["mesh"]["ema"]):
     assert np.abs(np.asarray(a) - np.asarray(b)).max() < 1e-3
