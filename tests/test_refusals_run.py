@@ -85,6 +85,11 @@ REFUSALS = {
                                         ["do not match the run's ['dry', 'delay']"]),
     "train: bad precision": (["train", *TINY, "--out", "{new}/run", "train.precision=half"],
                              ["train.precision 'half' is not one of float32"]),
+    "train: bad backend": (["train", *TINY, "--out", "{new}/run", "train.backend=torch"],
+                           ["train.backend 'torch' is not one of tensorflow, jax"]),
+    "train: float16 on JAX": (["train", *TINY, "--out", "{new}/run", "--backend", "jax",
+                               "train.precision=mixed_float16"],
+                              ["mixed_float16 needs loss scaling, which the JAX backend"]),
     "train: no notes in the pitch range, found late": (
         ["train", *TINY, "--out", "{new}/run", "model.pitch_min=100"],
         ["training split has no notes in the model's pitch range 100..160"]),

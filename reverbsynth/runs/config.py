@@ -108,6 +108,9 @@ class Config:
     if self.train.precision not in PRECISIONS:
       raise UserError(f"train.precision {self.train.precision!r} is not one of "
                       f"{', '.join(PRECISIONS)}")
+    if self.train.backend == "jax" and self.train.precision == "mixed_float16":
+      raise UserError("train.precision mixed_float16 needs loss scaling, which the JAX "
+                      "backend does not do: use mixed_bfloat16 (or float32)")
 
   def spectral_config(self) -> spectral.SpectralConfig:
     return spectral.SpectralConfig(self.audio.sample_rate, self.audio.num_samples,

@@ -25,9 +25,6 @@ class JaxSteps(Steps):
 
   def __init__(self, *args):
     super().__init__(*args)
-    if self.config.train.precision == "mixed_float16":
-      raise UserError("train.precision mixed_float16 needs loss scaling, which the JAX "
-                      "backend does not do: use mixed_bfloat16 (or float32)")
     devices = jax.local_devices() if self.config.train.distribute else jax.local_devices()[:1]
     self.mesh = Mesh(np.asarray(devices), ("batch",))
     self.replicated = NamedSharding(self.mesh, PartitionSpec())
