@@ -101,10 +101,13 @@ class Trainer:
 
   # --- checkpoints -------------------------------------------------------------
 
-  def save(self, name: str = files.LATEST) -> None:
-    """Writes checkpoints/<name>.npz: every weight and the counters."""
-    files.write_checkpoint(files.checkpoint_path(self.run_dir, name), self.steps.values(),
-                           {c: getattr(self, c) for c in files.COUNTERS})
+  def save(self, *names: str) -> None:
+    """Writes checkpoints/<name>.npz for each of `names` (default: latest): every weight and
+    the counters, read from the backend once."""
+    values = self.steps.values()
+    counters = {c: getattr(self, c) for c in files.COUNTERS}
+    for name in names or (files.LATEST,):
+      files.write_checkpoint(files.checkpoint_path(self.run_dir, name), values, counters)
 
   def _restore(self, path) -> None:
     try:
@@ -198,8 +201,7 @@ class Trainer:
                           self._synthesizer(st.level))
     self.stage += 1
     self.images_in_stage = 0
-    self.save(f"stage-{st.index:02d}")
-    self.save()
+    self.save(f"stage-{st.index:02d}", files.LATEST)
 
   def _synthesizer(self, level: int) -> Synthesizer:
     """The EMA generator playing at `level`."""

@@ -54,6 +54,13 @@ def _examples(data_dir, config: Config, labels: Labels, seed: int, skip: int):
       f.close()
 
 
+def _model_audio(data_dir, config: Config):
+  """A function: the dataset's notes [N] -> float32 [K, num_samples] at the config's rate."""
+  rates = (manifest_lib.read(data_dir)["audio"]["sample_rate"], config.audio.sample_rate)
+  return lambda notes: np.stack([resample(a, *rates)[:config.audio.num_samples]
+                                 for a in notes])
+
+
 class Batches:
   """An iterator of normalized batches made by `workers` threads (default: the cores)."""
 
@@ -62,8 +69,7 @@ class Batches:
                workers: int | None = None, prefetch: int = 4):
     self.spectral = spectral.Spectral(config.spectral_config(), "numpy")
     self.normalizer, self.labels = normalizer, labels
-    self.rates = (manifest_lib.read(data_dir)["audio"]["sample_rate"], config.audio.sample_rate)
-    self.num_samples = config.audio.num_samples
+    self.audio = _model_audio(data_dir, config)
     examples = _examples(data_dir, config, labels, seed, skip)
     chunks = iter(lambda: list(itertools.islice(examples, batch)), None)
     self._pool = concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count() or 1)
@@ -88,7 +94,7 @@ class Batches:
       self._ready.put(e)
 
   def _make(self, chunk):
-    audio = np.stack([resample(a, *self.rates)[:self.num_samples] for a, _, _ in chunk])
+    audio = self.audio([a for a, _, _ in chunk])
     pitch = np.asarray([p for _, p, _ in chunk])
     effect = np.asarray([e for _, _, e in chunk])
     x = self.normalizer.normalize(self.spectral.audio_to_spectra(audio), self.spectral.ops)
@@ -118,8 +124,7 @@ def compute_normalizer(data_dir, config: Config, labels: Labels,
                        seed: int = 0) -> spectral.Normalizer:
   """training.inputs.compute_normalizer's statistics, from numpy spectra."""
   sp = spectral.Spectral(config.spectral_config(), "numpy")
-  rates = (manifest_lib.read(data_dir)["audio"]["sample_rate"], config.audio.sample_rate)
   examples = itertools.islice(_examples(data_dir, config, labels, seed, 0),
                               config.train.normalizer_examples)
-  audio = np.stack([resample(a, *rates)[:config.audio.num_samples] for a, _, _ in examples])
+  audio = _model_audio(data_dir, config)([a for a, _, _ in examples])
   return spectral.Normalizer.fit(sp.audio_to_spectra(audio), config.train.normalizer_margin)
