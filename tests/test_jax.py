@@ -124,7 +124,7 @@ data = numpy_inputs.Batches(trainer.data_dir, trainer.config, trainer.labels,
                             trainer.normalizer, 8, workers=1)
 real, pitch, effect = next(data)
 data.close()
-terms = [trainer.steps.run(level, 8, real, pitch, effect, alpha, step)
+terms = [trainer.steps.run(level, 8, (real, pitch, effect), alpha, step)
          for step, (level, alpha) in enumerate([(1, 1.0), (1, 1.0), (2, 0.5)])]
 print(json.dumps({"terms": terms, "ema": [w.tolist() for w in trainer.steps.values()["ema"][:4]],
                   "devices": getattr(getattr(trainer.steps, "mesh", None), "size", 1)}))

@@ -130,3 +130,26 @@ def gradient_penalty(score_fn, real, fake, u, channel_scale=None, upsampling: in
     grad = grad * ops.convert_to_tensor(np.asarray(channel_scale, np.float32), grad.dtype)
   norm = ops.sqrt(ops.sum(ops.square(grad), axis=[1, 2, 3]) + 1e-10) / upsampling
   return ops.mean(ops.square(norm - 1.0))
+
+
+SPECTRAL_SIZES = (2048, 1024, 512, 256, 128, 64)
+
+
+def multiscale_spectral_loss(target, audio, sizes=SPECTRAL_SIZES):
+  """DDSP's multi-scale spectral loss of audio [B, S] against target [B, S]: per FFT size
+  (hop a quarter of it, Hann), mean L1 of the magnitudes plus mean L1 of their logs."""
+  total = 0.0
+  for size in sizes:
+    mags = []
+    for x in (target, audio):
+      real, imag = ops.stft(x, size, size // 4, size, "hann", center=True)
+      mags.append(ops.sqrt(real * real + imag * imag + 1e-12))
+    total = total + ops.mean(ops.abs(mags[0] - mags[1])) + ops.mean(
+        ops.abs(ops.log(mags[0] + 1e-5) - ops.log(mags[1] + 1e-5)))
+  return total
+
+
+def kl_divergence(mean, log_variance):
+  """Mean over the batch of KL(N(mean, var) || N(0, 1)), summed over the latent [B, L]."""
+  return ops.mean(0.5 * ops.sum(ops.square(mean) + ops.exp(log_variance) - 1.0 - log_variance,
+                                axis=-1))

@@ -31,9 +31,13 @@ class Spectral:
   mel: bool
 
 
+GENERATORS = ("progressive", "ddsp")
+
+
 @dataclasses.dataclass(frozen=True)
 class Model:
-  """Network shapes: spectra [start_shape * 2^(num_levels-1), 2] at the top level."""
+  """Network shapes. `progressive`: spectra [start_shape * 2^(num_levels-1), 2] at the top
+  level. `ddsp`: synth controls of start_shape[0] * 2^(num_levels-1) frames (fmap_* unused)."""
   latent_size: int
   num_pitches: int
   pitch_min: int
@@ -41,6 +45,19 @@ class Model:
   num_levels: int
   fmap_base: int
   fmap_max: int
+  generator: str = "progressive"  # Saved configs from before the ddsp family have none.
+
+
+@dataclasses.dataclass(frozen=True)
+class Ddsp:
+  """The ddsp generator's synths and networks (model.ddsp): harmonics and noise bands per
+  frame, the effects' learned impulse responses' length, the networks' channels, the mel
+  bands that the critic and the encoder see."""
+  harmonics: int = 100
+  noise_bands: int = 65
+  response_seconds: float = 2.5
+  channels: int = 128
+  critic_mels: int = 128
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +69,9 @@ class Loss:
   ac_weight: float
   projection: bool
   envelope: float
+  reconstruction: float = 0.0  # ddsp: multi-scale spectral loss of encoded real notes.
+  kl: float = 0.0              # ddsp: the encoder's KL divergence to the prior N(0, 1).
+  response: float = 0.0        # ddsp: multi-scale spectral loss of real dry notes through the responses.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,10 +119,14 @@ class Config:
   optimizer: Optimizer
   schedule: Schedule
   train: Train
+  ddsp: Ddsp = Ddsp()
 
   def __post_init__(self):
     if len(self.schedule.batch_size) != self.model.num_levels:
       raise UserError(f"schedule.batch_size needs one size per level ({self.model.num_levels})")
+    if self.model.generator not in GENERATORS:
+      raise UserError(f"model.generator {self.model.generator!r} is not one of "
+                      f"{', '.join(GENERATORS)}")
     if self.train.backend not in BACKENDS:
       raise UserError(f"train.backend {self.train.backend!r} is not one of {', '.join(BACKENDS)}")
     if self.train.precision not in PRECISIONS:

@@ -21,7 +21,7 @@ import yaml
 from reverbsynth import spectral, storage
 from reverbsynth.data.labels import Labels
 from reverbsynth.errors import UserError
-from reverbsynth.model import networks
+from reverbsynth.model import ddsp, networks
 from reverbsynth.runs.config import Config
 
 CONFIG = "config.yaml"
@@ -40,10 +40,29 @@ PRETRAINED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
                           "pretrained")
 
 
-def model_config(config: Config, labels: Labels) -> networks.ModelConfig:
-  """The network shapes of a training config, with its label vocabularies' sizes."""
+def model_config(config: Config, labels: Labels):
+  """The network shapes of a training config (networks.ModelConfig or ddsp.DdspConfig, by
+  model.generator), with its label vocabularies' sizes."""
+  if config.model.generator == "ddsp":
+    return ddsp.DdspConfig.from_config(config, labels.num_pitches, len(labels.effects))
   return networks.ModelConfig.from_config(config.model, labels.num_pitches,
                                          len(labels.effects))
+
+
+def new_generator(model_config, **kwargs):
+  """A generator of `model_config`'s family with every layer built."""
+  if isinstance(model_config, ddsp.DdspConfig):
+    generator = ddsp.DdspGenerator(model_config, **kwargs)
+    ddsp.build_generator(generator)
+  else:
+    generator = networks.Generator(model_config, **kwargs)
+    networks.build_generator(generator)
+  return generator
+
+
+def identity_normalizer() -> spectral.Normalizer:
+  """What a generator of audio (ddsp) stores as its normalizer: spectra left as they are."""
+  return spectral.Normalizer((1.0, 1.0), (0.0, 0.0))
 
 
 def start(run_dir, config: Config, labels: Labels, resume: bool) -> None:
@@ -122,7 +141,7 @@ def write_normalizer(run_dir, normalizer: spectral.Normalizer) -> None:
 @dataclasses.dataclass
 class Exported:
   """A generator with all it needs to play: its config, labels, normalizer and level."""
-  generator: networks.Generator
+  generator: "networks.Generator | ddsp.DdspGenerator"
   config: Config
   labels: Labels
   normalizer: spectral.Normalizer
@@ -161,8 +180,7 @@ def read_generator(directory) -> Exported:
     info = storage.read_json(os.path.join(directory, GENERATOR_JSON))
     labels = Labels.from_json(info["labels"])
     config = Config.from_dict(info["config"])
-    generator = networks.Generator(model_config(config, labels))
-    networks.build_generator(generator)
+    generator = new_generator(model_config(config, labels))
     compact = os.path.join(directory, COMPACT_WEIGHTS)
     if os.path.exists(compact):
       with np.load(compact) as weights:

@@ -79,11 +79,22 @@ class Synthesizer(files.Exported):
     rng = np.random.default_rng(seed)
     return rng.standard_normal((count, self.model_config.latent_size)).astype(np.float32)
 
-  def spectra(self, z, pitches, effects):
-    """Normalized full-size spectra [N, T, F, 2] for latents [N, L], MIDI pitches [N], effects [N]."""
+  @property
+  def plays_audio(self) -> bool:
+    """Whether the generator draws audio itself (ddsp) rather than spectra."""
+    return self.config.model.generator == "ddsp"
+
+  def _generate(self, z, pitches, effects):
+    """The generator's output for latents [N, L], MIDI pitches [N], effects [N]: audio
+    [N, S] (ddsp), or normalized spectra [N, T, F, 2] at its level."""
     pitch = np.eye(self.model_config.num_pitches, dtype=np.float32)[self.pitch_ids(pitches)]
     effect = np.eye(self.model_config.num_effects, dtype=np.float32)[self.effect_ids(effects)]
-    x = self.generator(np.asarray(z, np.float32), pitch, effect, level=self.level)
+    return self.generator(np.asarray(z, np.float32), pitch, effect, level=self.level)
+
+  def spectra(self, z, pitches, effects):
+    """Normalized full-size spectra [N, T, F, 2] for latents [N, L], MIDI pitches [N], effects [N]
+    (a spectral generator only)."""
+    x = self._generate(z, pitches, effects)
     factor = 2 ** (self.model_config.num_levels - self.level)
     return keras.ops.convert_to_numpy(L.upsample(x, factor) if factor > 1 else x)
 
@@ -91,15 +102,29 @@ class Synthesizer(files.Exported):
     """Audio [N, num_samples] float32 of normalized spectra [N, T, F, 2]."""
     return np.asarray(self.spectral.spectra_to_audio(self.normalizer.denormalize(spectra)))
 
+  def _audio(self, z, pitches, effects) -> np.ndarray:
+    if self.plays_audio:
+      return keras.ops.convert_to_numpy(self._generate(z, pitches, effects)).astype(np.float32)
+    return self.to_audio(self.spectra(z, pitches, effects))
+
   def audio(self, z, pitches, effects, batch_size: int = 32) -> np.ndarray:
     """Audio [N, num_samples] float32 for latents [N, L], MIDI pitches [N], effects [N]."""
     out = []
     for i in range(0, len(z), batch_size):
-      out.append(self.to_audio(self.spectra(z[i:i + batch_size], pitches[i:i + batch_size],
-                                            effects[i:i + batch_size])))
+      out.append(self._audio(z[i:i + batch_size], pitches[i:i + batch_size],
+                             effects[i:i + batch_size]))
     if not out:
       return np.zeros((0, self.num_samples), np.float32)
     return np.concatenate(out)
+
+  def notes_and_images(self, z, pitches, effects):
+    """(audio [N, S], images [N, F, T, 1] in [0, 1]): the generated spectra of a spectral
+    generator, the log-mel spectrogram of the audio of one that draws audio."""
+    if self.plays_audio:
+      notes = self.audio(z, pitches, effects)
+      return notes, np.stack([outputs.audio_image(n, self.sample_rate) / 255.0 for n in notes])
+    spectra = self.spectra(z, pitches, effects)
+    return self.to_audio(spectra), outputs.spectra_image(spectra)
 
 
 def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:

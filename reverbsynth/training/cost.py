@@ -12,8 +12,15 @@ _MAX_HOURS_WITHOUT_WARNING = 24
 
 
 def macs_per_image(config: Config, level: int) -> float:
-  """Multiply-adds of one G forward + one D forward at `level` (convs and dense)."""
+  """Multiply-adds of one G forward + one D forward at `level` (convs and dense; ddsp: its
+  networks, oscillator products and the critic's convolutions)."""
   m = config.model
+  if m.generator == "ddsp":
+    c, frames = config.ddsp.channels, m.start_shape[0]
+    total = m.latent_size * frames * c + 2 * config.audio.num_samples * 2 * config.ddsp.harmonics
+    total += sum(2 * 3 * c * c * frames * 2 ** (l - 1) for l in range(1, level + 1))
+    critic_frames = config.audio.num_samples // 256
+    return float(total + 8 * 3 * c * c * critic_frames // 2 + critic_frames * 513 * 128)
   model = networks.ModelConfig.from_config(m)
   filters = model.filters
   h0, w0, _ = model.shape(1)

@@ -40,6 +40,13 @@ class NaNLossError(Failure):
 
 
 def _check_shapes(config: Config) -> None:
+  if config.model.generator == "ddsp":
+    mc = config.model
+    frames = mc.start_shape[0] * 2 ** (mc.num_levels - 1)
+    if config.audio.num_samples % frames:
+      raise UserError(f"model.start_shape[0] x 2^(num_levels-1) = {frames} control frames "
+                      f"must divide audio.num_samples ({config.audio.num_samples})")
+    return
   sc = config.spectral_config()
   mc = config.model
   top = [s * 2 ** (mc.num_levels - 1) for s in mc.start_shape]
@@ -93,6 +100,9 @@ class Trainer:
   def _normalizer(self) -> spectral.Normalizer:
     """The run's normalizer; computed from the dataset and saved at its start."""
     normalizer = files.read_normalizer(self.run_dir)
+    if normalizer is None and self.config.model.generator == "ddsp":
+      normalizer = files.identity_normalizer()  # Its networks see audio features.
+      files.write_normalizer(self.run_dir, normalizer)
     if normalizer is None:
       normalizer = self.inputs.compute_normalizer(self.data_dir, self.config, self.labels,
                                                   self.config.seed)
@@ -147,10 +157,10 @@ class Trainer:
             bar.close()
             return terms
           started = time.perf_counter()
-          real, pitch, effect = next(data)
+          inputs = next(data)
           fetched = time.perf_counter()
           alpha = st.alpha(self.images_in_stage, per_stage)
-          terms = self.steps.run(st.level, batch, real, pitch, effect, alpha, self.step)
+          terms = self.steps.run(st.level, batch, inputs, alpha, self.step)
           self.input_seconds += fetched - started
           self.step_seconds += time.perf_counter() - fetched
           if not all(math.isfinite(v) for v in terms.values()):
@@ -191,17 +201,24 @@ class Trainer:
     outputs.write_wav(os.path.join(samples, f"stage-{st.index:02d}.wav"), audio,
                       self.config.audio.sample_rate)
     outputs.write_png(os.path.join(samples, f"stage-{st.index:02d}.png"), image)
-    data = numpy_inputs.Batches(self.data_dir, self.config, self.labels, self.normalizer, 4,
-                                self.config.seed, workers=1)
-    real = next(data)[0]
-    data.close()
-    self.summaries.samples(self.images_total, image, outputs.spectra_image(real), audio,
+    self.summaries.samples(self.images_total, image, self._real_image(), audio,
                            self.config.audio.sample_rate)
     files.write_generator(os.path.join(self.run_dir, files.GENERATOR_DIR),
                           self._synthesizer(st.level))
     self.stage += 1
     self.images_in_stage = 0
     self.save(f"stage-{st.index:02d}", files.LATEST)
+
+  def _real_image(self) -> np.ndarray:
+    """Images [4, H, W, 1] of four real training notes, as the sample grid draws them."""
+    kind = numpy_inputs.Pairs if self.config.model.generator == "ddsp" else numpy_inputs.Batches
+    data = kind(self.data_dir, self.config, self.labels, self.normalizer, 4, self.config.seed,
+                workers=1)
+    real = next(data)[1 if kind is numpy_inputs.Pairs else 0]
+    data.close()
+    if kind is numpy_inputs.Batches:
+      return outputs.spectra_image(real)
+    return np.stack([outputs.audio_image(a, self.config.audio.sample_rate) / 255.0 for a in real])
 
   def _synthesizer(self, level: int) -> Synthesizer:
     """The EMA generator playing at `level`."""
@@ -214,11 +231,10 @@ class Trainer:
     rows, cols = len(self.labels.effects), len(pitches)
     z = np.repeat(synth.latents(1, self.config.seed), rows * cols, axis=0)
     pitch, effect = np.tile(pitches, rows), np.repeat(np.arange(rows), cols)
-    spectra = synth.spectra(z, pitch, effect)
+    notes, tiles = synth.notes_and_images(z, pitch, effect)
     gap = np.zeros(int(GAP_SECONDS * synth.sample_rate), np.float32)
-    audio = outputs.normalize(np.concatenate(
-        [np.concatenate([n, gap]) for n in synth.to_audio(spectra)]))
-    tiles = outputs.spectra_image(spectra)[..., 0]  # [R*C, F, T]
+    audio = outputs.normalize(np.concatenate([np.concatenate([n, gap]) for n in notes]))
+    tiles = tiles[..., 0]  # [R*C, F, T] in [0, 1]
     grid = tiles.reshape(rows, cols, *tiles.shape[1:]).transpose(0, 2, 1, 3)
     grid = grid.reshape(rows * tiles.shape[1], cols * tiles.shape[2])
     return audio, (grid[..., None] * 255).astype(np.uint8)

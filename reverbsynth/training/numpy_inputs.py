@@ -70,7 +70,7 @@ class Batches:
     self.spectral = spectral.Spectral(config.spectral_config(), "numpy")
     self.normalizer, self.labels = normalizer, labels
     self.audio = _model_audio(data_dir, config)
-    examples = _examples(data_dir, config, labels, seed, skip)
+    examples = self._examples(data_dir, config, labels, seed, skip)
     chunks = iter(lambda: list(itertools.islice(examples, batch)), None)
     self._pool = concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count() or 1)
     self._ready = queue.Queue(maxsize=prefetch)
@@ -92,6 +92,8 @@ class Batches:
           return
     except Exception as e:  # Raised to the consumer by __next__.
       self._ready.put(e)
+
+  _examples = staticmethod(_examples)
 
   def _make(self, chunk):
     audio = self.audio([a for a, _, _ in chunk])
@@ -118,6 +120,58 @@ class Batches:
   def __del__(self):
     if hasattr(self, "_stop"):
       self.close()
+
+
+def _pairs(data_dir, config: Config, labels: Labels, seed: int, skip: int):
+  """Shuffled, repeated (dry audio [N], audio [N] of the same source note through an effect
+  drawn uniformly from its versions (dry too), pitch index, effect index) at the dataset's
+  rate, after `skip` of them. Each epoch is a permutation of the source notes from
+  (seed, epoch); the effect of each from (seed, epoch, position)."""
+  manifest = manifest_lib.read(data_dir)
+  files = manifest_lib.shard_paths(data_dir, manifest, "train")
+  if not files:
+    raise UserError(f"{data_dir} has no training split; rebuild it with a train fraction")
+  low, high = labels.pitch_min, labels.pitch_min + labels.num_pitches - 1
+  handles = [storage.open_read(path) for path in files]
+  try:
+    versions = {}  # source note -> {effect index: (file, offset, size)}
+    for f in handles:
+      for offset, size in tfrecord.scan(f):
+        record = records.decode(tfrecord.read_at(f, offset, size))
+        if low <= record["pitch"] <= high:
+          versions.setdefault(record["source_note"], {})[record["effect"]] = (f, offset, size)
+    sources = sorted(s for s, v in versions.items() if 0 in v)
+    if not sources:
+      raise UserError(f"{data_dir} has no dry training notes in the pitch range {low}..{high}: "
+                      "the ddsp generator learns its effects from dry/wet pairs (build the "
+                      "dataset with --keep-dry)")
+    epoch, within = divmod(skip, len(sources))
+    for epoch in itertools.count(epoch):
+      rng = np.random.default_rng([seed, epoch])
+      order = rng.permutation(len(sources))
+      for position in range(within, len(sources)):
+        source = versions[sources[order[position]]]
+        effect = sorted(source)[np.random.default_rng([seed, epoch, position]).integers(
+            len(source))]
+        dry = records.decode(tfrecord.read_at(*source[0]))
+        wet = dry if effect == 0 else records.decode(tfrecord.read_at(*source[effect]))
+        yield dry[records.AUDIO], wet[records.AUDIO], dry["pitch"] - low, effect
+      within = 0
+  finally:
+    for f in handles:
+      f.close()
+
+
+class Pairs(Batches):
+  """Batches of real audio for the ddsp generator: (dry [B, S], the same notes through their
+  effects [B, S], pitch one-hot [B, P], effect one-hot [B, E]), float32 numpy."""
+
+  _examples = staticmethod(_pairs)
+
+  def _make(self, chunk):
+    return (self.audio([c[0] for c in chunk]), self.audio([c[1] for c in chunk]),
+            np.eye(self.labels.num_pitches, dtype=np.float32)[[c[2] for c in chunk]],
+            np.eye(len(self.labels.effects), dtype=np.float32)[[c[3] for c in chunk]])
 
 
 def compute_normalizer(data_dir, config: Config, labels: Labels,

@@ -12,11 +12,9 @@ import keras
 import numpy as np
 
 from reverbsynth import spectral
-from reverbsynth.model import layers as L, networks
+from reverbsynth.model import ddsp, layers as L, networks
+from reverbsynth.runs import files
 from reverbsynth.runs.config import Config
-
-GROUPS = ("generator", "discriminator", "ema", "g_opt", "d_opt")
-
 
 def ema_decay(config: Config, batch: int) -> float:
   """The generator EMA's decay per step of `batch` images.
@@ -48,13 +46,18 @@ class Steps:
     self.config, self.model_config, self.normalizer = config, model_config, normalizer
     self.priors = (np.asarray(pitch_prior, np.float64), np.asarray(effect_prior, np.float64))
 
+  @property
+  def ddsp(self) -> bool:
+    """Whether the generator is of the ddsp family (audio out) rather than spectra out."""
+    return self.config.model.generator == "ddsp"
+
   def build(self) -> None:
     """The networks, the EMA (a copy of G) and the optimizers (call in a strategy's scope)."""
     opt = self.config.optimizer
+    family = ddsp if self.ddsp else networks
     with dtype_policy(self.config.train.precision):
-      self.generator, self.discriminator = networks.build(self.model_config)
-      self.ema = networks.Generator(self.model_config, name="generator_ema")
-      networks.build_generator(self.ema)
+      self.generator, self.discriminator = family.build(self.model_config)
+      self.ema = files.new_generator(self.model_config, name="generator_ema")
     networks.initialize(self.generator, self.config.seed)
     networks.initialize(self.discriminator, self.config.seed + 1)
     self.ema.set_weights(self.generator.get_weights())
@@ -71,7 +74,8 @@ class Steps:
     the same step from the same weights and batch, and a resumed run the same as an
     uninterrupted one: latents [B, latent] and one-hot labels [B, P], [B, E] (from the
     dataset's label prior) of the fakes D sees, the penalty's mixing weights u [B, 1, 1, 1],
-    then latents and labels of the fakes G is trained on. All float32 numpy."""
+    then latents and labels of the fakes G is trained on; for ddsp also the encoder's
+    reparametrisation noise [B, latent]. All float32 numpy."""
     rng = np.random.default_rng([self.config.seed, step])
     m = self.model_config
 
@@ -82,7 +86,10 @@ class Steps:
       return (z, *labels)
 
     first, u = fakes(), rng.random((batch, 1, 1, 1), dtype=np.float32)
-    return (*first, u, *fakes())
+    draws = (*first, u, *fakes())
+    if self.ddsp:
+      draws += (rng.standard_normal((batch, m.latent_size)).astype(np.float32),)
+    return draws
 
   def real_at(self, spectra, level: int, alpha):
     """Full-size real spectra [B, T, F, 2] brought to `level`, faded like the fakes."""

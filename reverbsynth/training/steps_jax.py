@@ -9,12 +9,13 @@ the Keras variables (for samples, exports and checkpoints), `reload` reads them 
 
 import jax
 import jax.numpy as jnp
+import keras
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from reverbsynth.errors import UserError
 from reverbsynth.model import losses
-from reverbsynth.training import numpy_inputs
+from reverbsynth.training import numpy_inputs, objectives
 from reverbsynth.training.steps import Steps, ema_decay
 
 
@@ -43,30 +44,70 @@ class JaxSteps(Steps):
         variable.assign(value)
 
   def batches(self, data_dir, labels, batch: int, skip: int = 0):
-    """(spectra [B, T, F, 2], pitch one-hot [B, P], effect one-hot [B, E]) after `skip`,
-    as numpy from background threads; `run` shards them over the mesh."""
-    return numpy_inputs.Batches(data_dir, self.config, labels, self.normalizer, batch,
+    """(spectra [B, T, F, 2], pitch one-hot [B, P], effect one-hot [B, E]) after `skip`
+    (ddsp: numpy_inputs.Pairs' audio), as numpy from background threads; `run` shards them
+    over the mesh."""
+    kind = numpy_inputs.Pairs if self.ddsp else numpy_inputs.Batches
+    return kind(data_dir, self.config, labels, self.normalizer, batch,
                                 self.config.seed, skip)
 
-  def run(self, level: int, batch: int, real, pitch, effect, alpha: float, step: int) -> dict:
-    """One D and one G update and the EMA; returns the loss terms as floats."""
+  def run(self, level: int, batch: int, inputs: tuple, alpha: float, step: int) -> dict:
+    """One D and one G update and the EMA on a batch of `batches`; returns the loss terms
+    as floats."""
     if (level, batch) not in self._steps:
       if batch % self.mesh.size:
         raise UserError(f"batch size {batch} does not split over {self.mesh.size} devices: "
                         f"make schedule.batch_size a multiple of {self.mesh.size}")
-      self._steps[level, batch] = self._make_step(level, batch)
-    inputs = jax.device_put((real, pitch, effect, self.draws(batch, step)), self.sharded)
-    self.state, terms = self._steps[level, batch](self.state, *inputs, jnp.float32(alpha))
+      make = self._make_ddsp_step if self.ddsp else self._make_step
+      self._steps[level, batch] = make(level, batch)
+    inputs, draws = jax.device_put((tuple(inputs), self.draws(batch, step)), self.sharded)
+    self.state, terms = self._steps[level, batch](self.state, inputs, draws,
+                                                  jnp.float32(alpha))
     return {k: float(v) for k, v in terms.items()}
 
+  def _make_ddsp_step(self, level: int, batch: int):
+    """A jitted step of the ddsp family (training.objectives): (state, real batch, draws,
+    alpha) -> (state, loss terms)."""
+    g, d = self.generator, self.discriminator
+    decay = ema_decay(self.config, batch)
+
+    def bound(g_weights, d_weights):
+      """The networks computing with these weights (traced values) instead of their own."""
+      return keras.StatelessScope(state_mapping=[*zip(g.weights, g_weights),
+                                                 *zip(d.weights, d_weights)])
+
+    def step(state, real, draws, alpha):
+      at = (level, alpha, self.config, self.model_config)
+
+      def d_loss(weights):
+        with bound(state["generator"], weights):
+          return objectives.critic_loss(g, d, real, draws, *at)
+
+      grads, d_terms = jax.grad(d_loss, has_aux=True)(state["discriminator"])
+      discriminator, d_opt = self.d_opt.stateless_apply(state["d_opt"], grads,
+                                                        state["discriminator"])
+
+      def g_loss(weights):
+        with bound(weights, discriminator):
+          return objectives.generator_loss(g, d, real, draws, *at)
+
+      grads, g_terms = jax.grad(g_loss, has_aux=True)(state["generator"])
+      generator, g_opt = self.g_opt.stateless_apply(state["g_opt"], grads, state["generator"])
+      ema = [decay * a + (1.0 - decay) * c for a, c in zip(state["ema"], generator)]
+      return ({"generator": generator, "discriminator": discriminator, "ema": ema,
+               "g_opt": g_opt, "d_opt": d_opt}, {**d_terms, **g_terms})
+
+    return jax.jit(step, donate_argnums=0)
+
   def _make_step(self, level: int, batch: int):
-    """A jitted step (state, real, pitch, effect, draws, alpha) -> (state, loss terms)."""
+    """A jitted step (state, (real, pitch, effect), draws, alpha) -> (state, loss terms)."""
     g, d, cfg = self.generator, self.discriminator, self.config.loss
     decay = ema_decay(self.config, batch)
     upsampling = 2 ** (self.model_config.num_levels - level)  # GANSynth's D sees full size.
     scale, offset = self.normalizer.scale, self.normalizer.offset
 
-    def step(state, real, pitch, effect, draws, alpha):
+    def step(state, inputs, draws, alpha):
+      real, pitch, effect = inputs
       generate = lambda weights, *labels: g.stateless_call(
           weights, [], *labels, level=level, alpha=alpha)[0]
       critic_of = lambda weights: lambda x: d.stateless_call(

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from reverbsynth.errors import UserError
 from reverbsynth.model import losses
-from reverbsynth.training import inputs
+from reverbsynth.training import inputs, numpy_inputs, objectives
 from reverbsynth.training.steps import Steps, ema_decay
 
 
@@ -29,17 +29,54 @@ class TensorFlowSteps(Steps):
             if self.config.train.precision == "mixed_float16" else adam)
 
   def batches(self, data_dir, labels, batch: int, skip: int = 0):
-    """(spectra [B, T, F, 2], pitch one-hot [B, P], effect one-hot [B, E]) after `skip`."""
+    """(spectra [B, T, F, 2], pitch one-hot [B, P], effect one-hot [B, E]) after `skip`;
+    ddsp: numpy_inputs.Pairs' audio."""
+    if self.ddsp:
+      return numpy_inputs.Pairs(data_dir, self.config, labels, self.normalizer, batch,
+                                self.config.seed, skip)
     return iter(self.strategy.experimental_distribute_dataset(inputs.dataset(
         data_dir, self.config, labels, self.normalizer, batch, self.config.seed, skip=skip)))
 
-  def run(self, level: int, batch: int, real, pitch, effect, alpha: float, step: int) -> dict:
-    """One D and one G update and the EMA; returns the loss terms as floats."""
+  def run(self, level: int, batch: int, inputs: tuple, alpha: float, step: int) -> dict:
+    """One D and one G update and the EMA on a batch of `batches`; returns the loss terms
+    as floats."""
     if (level, batch) not in self._steps:
-      self._steps[level, batch] = self._make_step(level, batch)
+      make = self._make_ddsp_step if self.ddsp else self._make_step
+      self._steps[level, batch] = make(level, batch)
     draws = tuple(tf.constant(d) for d in self.draws(batch, step))
-    terms = self._steps[level, batch](real, pitch, effect, tf.constant(alpha, tf.float32), draws)
+    terms = self._steps[level, batch](*inputs, tf.constant(alpha, tf.float32), draws)
     return {k: float(v) for k, v in terms.items()}
+
+  def _apply(self, optimizer, loss, variables, replicas: int = 1) -> None:
+    # tf.gradients, not a GradientTape: a tape adds the uses of a weight in an order
+    # set by process-wide tensor ids, so the same step traced later in a process (a
+    # resumed run) rounds differently; tf.gradients adds them in the graph's own order.
+    grads = tf.gradients(optimizer.scale_loss(loss / replicas), [v.value for v in variables])
+    pairs = [(gr, v) for gr, v in zip(grads, variables) if gr is not None]
+    optimizer.apply([p[0] for p in pairs], [p[1] for p in pairs])
+
+  def _update_ema(self, decay: float) -> None:
+    for averaged, current in zip(self.ema.weights, self.generator.weights):
+      averaged.assign(decay * averaged + (1.0 - decay) * current)
+
+  def _make_ddsp_step(self, level: int, batch: int):
+    """A tf.function: one D and one G update of the ddsp family (training.objectives)."""
+    if self.strategy.num_replicas_in_sync > 1:
+      raise UserError("train.distribute with model.generator ddsp runs on the JAX backend "
+                      "only: give --backend jax")
+    g, d = self.generator, self.discriminator
+    decay = ema_decay(self.config, batch)
+
+    def step(dry, notes, pitch, effect, alpha, draws):
+      real, at = (dry, notes, pitch, effect), (level, alpha, self.config, self.model_config)
+      d_loss, d_terms = objectives.critic_loss(g, d, real, draws, *at)
+      self._apply(self.d_opt, d_loss, d.trainable_variables)
+      g_loss, g_terms = objectives.generator_loss(g, d, real, draws, *at)
+      self._apply(self.g_opt, g_loss, g.trainable_variables)
+      self._update_ema(decay)
+      return {**d_terms, **g_terms}
+
+    return tf.function(step, jit_compile=bool(self.config.train.xla))
 
   def _make_step(self, level: int, batch: int):
     """A tf.function: one D and one G update on a global batch, split over the replicas."""
@@ -52,13 +89,7 @@ class TensorFlowSteps(Steps):
     per_replica = batch // replicas
     upsampling = 2 ** (self.model_config.num_levels - level)  # GANSynth's D sees full size.
 
-    def apply(optimizer, loss, variables):
-      # tf.gradients, not a GradientTape: a tape adds the uses of a weight in an order
-      # set by process-wide tensor ids, so the same step traced later in a process (a
-      # resumed run) rounds differently; tf.gradients adds them in the graph's own order.
-      grads = tf.gradients(optimizer.scale_loss(loss / replicas), [v.value for v in variables])
-      pairs = [(gr, v) for gr, v in zip(grads, variables) if gr is not None]
-      optimizer.apply([p[0] for p in pairs], [p[1] for p in pairs])
+    apply = lambda optimizer, loss, variables: self._apply(optimizer, loss, variables, replicas)
 
     def replica_step(real, pitch, effect, alpha, draws):
       # Optimizers sum gradients over replicas: each replica's loss is divided by their number.
@@ -90,8 +121,7 @@ class TensorFlowSteps(Steps):
       terms = self.strategy.run(replica_step, args=(real, pitch, effect, alpha, draws))
       terms = {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
                for k, v in terms.items()}
-      for averaged, current in zip(self.ema.weights, g.weights):
-        averaged.assign(decay * averaged + (1.0 - decay) * current)
+      self._update_ema(decay)
       return terms
 
     return tf.function(step, jit_compile=bool(self.config.train.xla))

@@ -1,0 +1,376 @@
+"""The `ddsp` generator family: a small network draws synth controls, DSP makes the waveform.
+
+(z [B, L], pitch one-hot [B, P], effect one-hot [B, E])
+  -> controls at frame rate: amplitude [B, T, 1], harmonic distribution [B, T, K],
+     noise-band magnitudes [B, T, N]
+  -> harmonic synth (f0 exactly from the pitch label) + filtered noise: dry audio [B, S]
+  -> the effect label's learned response (dry gain + impulse response): audio [B, S].
+
+The controls' frame rate grows by level as the spectral family's resolution does:
+level r draws start_frames * 2^(r-1) frames; the synths always run at the top rate
+(the controls are held per frame up to it, then cross-faded sample by sample).
+
+Cost: a note's f0 is constant, so the phase of harmonic k at sample t*hop + n is
+a_tk + b_kn, and sin(a + b) = sin a cos b + cos a sin b turns the oscillator bank into
+two matrix products [B, T, 2K] x [B, 2K, hop] over tables computed once per pitch in
+float64 (no per-sample sines, exact phase). The noise is shaped in the STFT domain of a
+fixed noise signal. The effect's convolution is one FFT product.
+"""
+
+import dataclasses
+import functools
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from reverbsynth.model import layers as L
+
+CRITIC_FFT = 1024
+CRITIC_HOP = 256
+LOG_EPS = 1e-5
+
+
+@dataclasses.dataclass(frozen=True)
+class DdspConfig:
+  sample_rate: int = 16000
+  num_samples: int = 64000
+  latent_size: int = 64
+  num_pitches: int = 61
+  pitch_min: int = 24
+  num_effects: int = 2
+  start_frames: int = 16
+  num_levels: int = 5
+  harmonics: int = 100
+  noise_bands: int = 65
+  response_samples: int = 40000
+  channels: int = 128
+  critic_mels: int = 128
+
+  @classmethod
+  def from_config(cls, config, num_pitches: int, num_effects: int):
+    """From a training config (runs.config.Config) and the label vocabularies' sizes."""
+    d = config.ddsp
+    return cls(sample_rate=config.audio.sample_rate, num_samples=config.audio.num_samples,
+               latent_size=config.model.latent_size, num_pitches=num_pitches,
+               pitch_min=config.model.pitch_min, num_effects=num_effects,
+               start_frames=config.model.start_shape[0], num_levels=config.model.num_levels,
+               harmonics=d.harmonics, noise_bands=d.noise_bands,
+               response_samples=int(round(d.response_seconds * config.audio.sample_rate)),
+               channels=d.channels, critic_mels=d.critic_mels)
+
+  @property
+  def frames(self) -> int:
+    """Control frames at the top level."""
+    return self.start_frames * 2 ** (self.num_levels - 1)
+
+  @property
+  def hop(self) -> int:
+    """Samples per control frame at the top level."""
+    return self.num_samples // self.frames
+
+  @property
+  def controls(self) -> int:
+    return 1 + self.harmonics + self.noise_bands
+
+  def f0(self) -> np.ndarray:
+    """Hz of each pitch label [P]."""
+    return 440.0 * 2.0 ** ((np.arange(self.num_pitches) + self.pitch_min - 69) / 12.0)
+
+  def check(self) -> None:
+    if self.frames * self.hop != self.num_samples:
+      raise ValueError(f"{self.frames} control frames do not divide {self.num_samples} "
+                       "samples: choose model.start_shape and num_levels so that they do")
+
+
+def exp_sigmoid(x, exponent: float = 10.0, max_value: float = 2.0, threshold: float = 1e-7):
+  """DDSP's positive scaling of network outputs: max * sigmoid(x)^ln(exponent) + threshold."""
+  return max_value * ops.sigmoid(x) ** math.log(exponent) + threshold
+
+
+# --- synths -------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4)
+def _harmonic_tables(config: DdspConfig):
+  """float32 tables per pitch: frame-start phases [P, T, 2K] (sin | cos), within-frame
+  phases [P, 2K, hop] (cos | sin), and each harmonic's place below Nyquist [P, K]."""
+  c = config
+  k = np.arange(1, c.harmonics + 1, dtype=np.float64)
+  cycles = c.f0()[:, None] * k[None, :] / c.sample_rate  # [P, K] per sample
+  start = 2 * np.pi * np.mod(cycles[:, None, :] * (np.arange(c.frames) * c.hop)[None, :, None], 1)
+  within = 2 * np.pi * np.mod(cycles[:, :, None] * np.arange(c.hop)[None, None, :], 1)
+  frame_start = np.concatenate([np.sin(start), np.cos(start)], axis=-1)
+  frame_within = np.concatenate([np.cos(within), np.sin(within)], axis=1)
+  audible = (cycles < 0.5).astype(np.float64)
+  return tuple(t.astype(np.float32) for t in (frame_start, frame_within, audible))
+
+
+def harmonic_synth(amplitudes, config: DdspConfig, pitch):
+  """Audio [B, S] of per-harmonic amplitudes [B, T, K] at the top frame rate (linearly
+  cross-faded from frame to frame) for pitch one-hot [B, P]."""
+  c = config
+  start, within, _ = _harmonic_tables(c)
+  select = lambda table: ops.reshape(
+      ops.matmul(pitch, ops.reshape(table, (c.num_pitches, -1))), (-1, *table.shape[1:]))
+  start, within = select(start), select(within)       # [B, T, 2K], [B, 2K, hop]
+  following = ops.concatenate([amplitudes[:, 1:], amplitudes[:, -1:]], axis=1)
+  now = ops.matmul(ops.tile(amplitudes, (1, 1, 2)) * start, within)   # [B, T, hop]
+  after = ops.matmul(ops.tile(following, (1, 1, 2)) * start, within)
+  fade = ops.convert_to_tensor(np.arange(c.hop, dtype=np.float32) / c.hop)
+  return ops.reshape(now + (after - now) * fade, (-1, c.num_samples))
+
+
+@functools.lru_cache(maxsize=4)
+def _noise_tables(config: DdspConfig, seed: int = 0):
+  """A fixed noise signal's Hann-windowed frames of 2 * hop samples in the FFT domain
+  (real, imag) [T, F], and band magnitudes [N] -> FFT bins [F] linear interpolation [N, F]."""
+  c = config
+  size = 2 * c.hop
+  fft = 1 << (size - 1).bit_length()
+  noise = np.random.default_rng(seed).uniform(-1, 1, (c.frames + 1) * c.hop)
+  window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(size) / size)
+  frames = np.stack([noise[t * c.hop:t * c.hop + size] * window for t in range(c.frames)])
+  spectrum = np.fft.rfft(frames, fft)
+  bins = np.linspace(0, c.noise_bands - 1, fft // 2 + 1)
+  interp = np.maximum(0, 1 - np.abs(np.arange(c.noise_bands)[:, None] - bins[None, :]))
+  return (spectrum.real.astype(np.float32), spectrum.imag.astype(np.float32),
+          interp.astype(np.float32), fft)
+
+
+def noise_synth(magnitudes, config: DdspConfig):
+  """Audio [B, S] of a fixed noise filtered by band magnitudes [B, T, N] (bands evenly
+  spaced over 0..Nyquist, interpolated linearly between them)."""
+  c = config
+  real, imag, interp, fft = _noise_tables(c)
+  gain = ops.matmul(magnitudes, interp)                 # [B, T, F]
+  frames = ops.irfft((real * gain, imag * gain), fft)[..., :2 * c.hop]  # [B, T, 2 hop]
+  halves = ops.reshape(frames, (-1, c.frames, 2, c.hop))
+  zero = ops.zeros_like(halves[:, :1, 0])
+  out = (ops.concatenate([halves[:, :, 0], zero], axis=1)
+         + ops.concatenate([zero, halves[:, :, 1]], axis=1))  # [B, T + 1, hop]
+  out = ops.reshape(out, (-1, (c.frames + 1) * c.hop))
+  return out[:, c.hop // 2:c.hop // 2 + c.num_samples]
+
+
+def fft_convolve(audio, response):
+  """audio [B, S] convolved with responses [B, R], the first S samples [B, S]."""
+  s = audio.shape[-1]
+  fft = 1 << (s + response.shape[-1] - 2).bit_length()
+  pad = lambda x: ops.pad(x, [(0, 0), (0, fft - x.shape[-1])])
+  ar, ai = ops.rfft(pad(audio))
+  rr, ri = ops.rfft(pad(response))
+  return ops.irfft((ar * rr - ai * ri, ar * ri + ai * rr), fft)[:, :s]
+
+
+# --- learned effect responses ---------------------------------------------------------------
+
+
+class Responses(keras.layers.Layer):
+  """Each effect label's learned linear response: a dry gain and an impulse response.
+
+  (audio [B, S], effect one-hot [B, E]) -> dry_gain * audio + audio * response.
+  The response's first tap is the dry path's, so it is left out (the taps start one
+  sample late). Weights are 1-D per effect (zero at the start: every effect begins as the
+  dry note), scaled at run time as the equalized layers are.
+  """
+
+  TAP_SCALE = 0.01
+
+  def __init__(self, num_effects: int, samples: int, **kwargs):
+    super().__init__(**kwargs)
+    self.num_effects, self.samples = num_effects, samples
+
+  def build(self, *shapes):
+    self.dry = self.add_weight(shape=(self.num_effects,), initializer="zeros", name="dry")
+    self.taps = [self.add_weight(shape=(self.samples - 1,), initializer="zeros",
+                                 name=f"taps_{e}") for e in range(self.num_effects)]
+
+  def impulse_responses(self):
+    """[E, R]: each effect's response without its dry path (tap 0 is zero)."""
+    taps = ops.stack([t.value for t in self.taps]) * self.TAP_SCALE
+    return ops.pad(taps, [(0, 0), (1, 0)])
+
+  def dry_gains(self):
+    """[E]: each effect's gain of the dry signal."""
+    return 1.0 + self.dry
+
+  def call(self, audio, effect):
+    gain = ops.matmul(effect, ops.expand_dims(self.dry_gains(), -1))   # [B, 1]
+    response = ops.matmul(effect, self.impulse_responses())            # [B, R]
+    return gain * audio + fft_convolve(audio, response)
+
+
+# --- networks -------------------------------------------------------------------------------
+
+
+def _act(x):
+  return ops.leaky_relu(x, 0.2)
+
+
+def _upsample_frames(x, factor: int):
+  return ops.repeat(x, factor, axis=1) if factor > 1 else x
+
+
+def log_mel(audio, mels):
+  """Log mel power [B, frames, M] of audio [B, S] through a mel matrix [F, M]
+  (CRITIC_FFT window, CRITIC_HOP hop, centered frames)."""
+  real, imag = ops.stft(audio, CRITIC_FFT, CRITIC_HOP, CRITIC_FFT, "hann", center=True)
+  return ops.log(ops.matmul(real * real + imag * imag, mels) + LOG_EPS)
+
+
+@functools.lru_cache(maxsize=4)
+def mel_matrix(sample_rate: int, mels: int) -> np.ndarray:
+  """[CRITIC_FFT / 2 + 1, mels] float32 Slaney mel filters."""
+  import librosa
+  return librosa.filters.mel(sr=sample_rate, n_fft=CRITIC_FFT, n_mels=mels).T.astype(np.float32)
+
+
+class FrameStack(keras.layers.Layer):
+  """Log-mel frames -> features [B, T', C]: 1x1 in, then per block conv, conv, /2 in time."""
+
+  def __init__(self, channels: int, blocks: int, **kwargs):
+    super().__init__(**kwargs)
+    self.inner = L.EqualizedConv1D(channels, 1)
+    self.convs = [[L.EqualizedConv1D(channels), L.EqualizedConv1D(channels)]
+                  for _ in range(blocks)]
+
+  def call(self, x):
+    x = _act(self.inner(x))
+    for pair in self.convs:
+      for conv in pair:
+        x = _act(conv(x))
+      x = ops.average_pool(x, 2, 2, padding="valid")
+    return x
+
+
+def critic_features(audio, config: DdspConfig):
+  """What the critic and the encoder see: log mel power [B, frames, M, 1], frames padded to
+  a multiple of 16 with silence."""
+  x = log_mel(audio, mel_matrix(config.sample_rate, config.critic_mels))
+  frames = x.shape[1]
+  pad = -frames % 16
+  x = ops.pad(x, [(0, 0), (0, pad), (0, 0)], constant_values=math.log(LOG_EPS))
+  return ops.expand_dims((x - math.log(LOG_EPS)) / 8.0 - 1.0, -1)
+
+
+class DdspGenerator(keras.Model):
+  """(z [B, L], pitch one-hot [B, P], effect one-hot [B, E]) -> audio [B, S].
+
+  Also `controls` (the synth controls at the top frame rate), `dry` (the synths' audio
+  before the effect), `encode` (real audio -> posterior mean and log variance of z) and
+  `responses` (the learned effects, also applied to any audio by `respond`).
+  """
+
+  def __init__(self, config: DdspConfig, **kwargs):
+    super().__init__(**kwargs)
+    config.check()
+    self.config = c = config
+    self.embed = L.EqualizedDense(c.latent_size, gain=1.0)
+    self.dense = L.EqualizedDense(c.start_frames * c.channels, gain=math.sqrt(2) / 4)
+    self.convs = [[L.EqualizedConv1D(c.channels)]] + [
+        [L.EqualizedConv1D(c.channels), L.EqualizedConv1D(c.channels)]
+        for _ in range(2, c.num_levels + 1)]
+    self.to_controls = [L.EqualizedConv1D(c.controls, 1, gain=1.0)
+                        for _ in range(c.num_levels)]
+    self.responses = Responses(c.num_effects, c.response_samples)
+    self.encoder = FrameStack(c.channels, 4)
+    self.posterior = L.EqualizedDense(2 * c.latent_size, gain=1.0)
+
+  def build(self, *shapes):
+    """Sublayers are built on first use (build_ddsp uses every level)."""
+
+  def _raw_controls(self, z, pitch, effect, level, alpha):
+    """Unscaled controls [B, T_level, 1 + K + N], the level faded in by `alpha`."""
+    c = self.config
+    labels = self.embed(ops.concatenate([pitch, effect], axis=-1))
+    x = ops.concatenate([L.pixel_norm(z), L.pixel_norm(labels)], axis=-1)
+    x = L.pixel_norm(_act(ops.reshape(self.dense(x), (-1, c.start_frames, c.channels))))
+    previous = None
+    for i in range(level):
+      if i:
+        previous, x = x, _upsample_frames(x, 2)
+      for conv in self.convs[i]:
+        x = L.pixel_norm(_act(conv(x)))
+    out = self.to_controls[level - 1](x)
+    if previous is not None and not (isinstance(alpha, float) and alpha >= 1.0):
+      out = L.lerp(_upsample_frames(self.to_controls[level - 2](previous), 2), out, alpha)
+    return out
+
+  def controls(self, z, pitch, effect, level=None, alpha=1.0) -> dict:
+    """Synth controls at the top frame rate: amplitude [B, T, 1], harmonic distribution
+    [B, T, K] (sums to 1 over the harmonics below Nyquist), noise magnitudes [B, T, N]."""
+    c = self.config
+    level = level or c.num_levels
+    raw = _upsample_frames(ops.cast(self._raw_controls(z, pitch, effect, level, alpha),
+                                    "float32"), 2 ** (c.num_levels - level))
+    audible = ops.expand_dims(ops.matmul(pitch, _harmonic_tables(c)[2]), 1)  # [B, 1, K]
+    distribution = exp_sigmoid(raw[..., 1:1 + c.harmonics]) * audible
+    distribution = distribution / (ops.sum(distribution, axis=-1, keepdims=True) + 1e-7)
+    return {"amplitude": exp_sigmoid(raw[..., :1]),
+            "harmonic_distribution": distribution,
+            "noise_magnitudes": exp_sigmoid(raw[..., 1 + c.harmonics:] - 5.0)}
+
+  def dry(self, z, pitch, effect, level=None, alpha=1.0):
+    """The synths' audio [B, S] before the effect's response."""
+    controls = self.controls(z, pitch, effect, level, alpha)
+    harmonic = harmonic_synth(controls["amplitude"] * controls["harmonic_distribution"],
+                              self.config, pitch)
+    return harmonic + noise_synth(controls["noise_magnitudes"], self.config)
+
+  def respond(self, audio, effect):
+    """Audio [B, S] through the learned responses of effect one-hot [B, E]."""
+    return self.responses(audio, effect)
+
+  def call(self, z, pitch, effect, level=None, alpha=1.0):
+    return self.respond(self.dry(z, pitch, effect, level, alpha), effect)
+
+  def encode(self, audio):
+    """(mean, log variance) [B, L] of the latent of real notes [B, S]."""
+    x = self.encoder(critic_features(audio, self.config)[..., 0])
+    x = self.posterior(ops.mean(x, axis=1))
+    return x[:, :self.config.latent_size], x[:, self.config.latent_size:]
+
+
+class DdspCritic(keras.Model):
+  """Audio features [B, frames, M, 1] (critic_features) -> (score [B, 1], pitch logits
+  [B, P], effect logits [B, E])."""
+
+  def __init__(self, config: DdspConfig, **kwargs):
+    super().__init__(**kwargs)
+    self.config = c = config
+    self.frames = FrameStack(c.channels, 4)
+    self.final_dense = L.EqualizedDense(c.channels)
+    self.score = L.EqualizedDense(1, gain=1.0)
+    self.pitch = L.EqualizedDense(c.num_pitches, gain=1.0)
+    self.effect = L.EqualizedDense(c.num_effects, gain=1.0)
+
+  def build(self, *shapes):
+    """Sublayers are built on first use."""
+
+  def call(self, features, level=None, alpha=1.0):
+    x = self.frames(features[..., 0])
+    x = L.minibatch_stddev(ops.expand_dims(x, 2))[:, :, 0]
+    x = _act(self.final_dense(ops.reshape(x, (ops.shape(x)[0], -1))))
+    return tuple(ops.cast(head(x), "float32") for head in (self.score, self.pitch, self.effect))
+
+
+def build_generator(generator: DdspGenerator, batch: int = 4) -> None:
+  """Builds every layer of every level of `generator` (so that weights can be loaded)."""
+  c = generator.config
+  z, pitch, effect = (keras.KerasTensor((batch, c.latent_size)),
+                      keras.KerasTensor((batch, c.num_pitches)),
+                      keras.KerasTensor((batch, c.num_effects)))
+  for level in range(1, c.num_levels + 1):
+    generator._raw_controls(z, pitch, effect, level, 0.5 if level > 1 else 1.0)
+  generator.responses.build(None)
+  generator.encode(keras.KerasTensor((batch, c.num_samples)))
+
+
+def build(config: DdspConfig, batch: int = 4):
+  """A generator and a critic with every layer built."""
+  generator, critic = DdspGenerator(config), DdspCritic(config)
+  build_generator(generator, batch)
+  critic(critic_features(keras.KerasTensor((batch, config.num_samples)), config))
+  return generator, critic
