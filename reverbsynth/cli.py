@@ -384,6 +384,33 @@ def render(midi_file, run, out, effects, seed, drums, sample_rate, bits, loudnes
     click.echo(f"{image}: spectrogram and notes")
 
 
+@cli.command("apply")
+@click.argument("in_file", type=_UserPath(exists=True, dir_okay=False))
+@click.option("--effect", required=True, metavar="NAME",
+              help="A learned effect of the run (one learned as a response: linear effects "
+                   "such as reverb and delay).")
+@_run_option("A run of the ddsp generator (or its generator/)")
+@click.option("--out", default=None, type=_UserPath(), metavar="FILE.wav",
+              help="Output WAV. Default: IN-EFFECT.wav beside the input.")
+@_bits_option
+def apply_effect(in_file, effect, run, out, bits):
+  """Put a learned effect on any audio file (any rate and channels; the tail is kept).
+
+    reverbsynth apply guitar.wav --effect reverb --out guitar-reverb.wav
+  """
+  from reverbsynth.synthesis import responses
+  stem = os.path.splitext(in_file)[0]
+  out = out or f"{stem}-{_file_names([effect])[effect]}.wav"
+  if os.path.abspath(out) == os.path.abspath(in_file):
+    raise UserError(f"--out {out} is the input file: give another name")
+  _writable_file(out, "--out")
+  done = responses.apply_file(_synthesizer(run), in_file, effect, out, bits)
+  click.echo(f"{out}: {done['seconds']:.2f} s at {done['rate']} Hz, {done['channels']} "
+             f"channel(s), {done['tail_seconds']:.2f} s of tail"
+             + (f", scaled {done['gain_db']:.1f} dB to stay below -1 dBFS"
+                if done["gain_db"] < -0.05 else ""))
+
+
 @cli.command("evaluate")
 @_run_option("A run directory")
 @click.option("--data", default=None, type=_UserPath(), metavar="DIR",

@@ -13,6 +13,9 @@ class Labels:
   pitch_min: int
   num_pitches: int
   effects: tuple
+  # The effects that are linear and time-invariant (data.effects.is_linear), learned as
+  # impulse responses by the ddsp generator. Runs from before have none recorded.
+  linear: tuple = dataclasses.field(default=(), compare=False)
 
   @property
   def pitch_range(self) -> range:
@@ -21,16 +24,19 @@ class Labels:
 
   def to_json(self) -> dict:
     return {"pitch_min": self.pitch_min, "num_pitches": self.num_pitches,
-            "effects": list(self.effects)}
+            "effects": list(self.effects), "linear": list(self.linear)}
 
   @classmethod
   def from_json(cls, data: dict) -> "Labels":
-    return cls(data["pitch_min"], data["num_pitches"], tuple(data["effects"]))
+    return cls(data["pitch_min"], data["num_pitches"], tuple(data["effects"]),
+               tuple(data.get("linear", ())))
 
   @classmethod
   def from_manifest(cls, manifest: dict, pitch_min: int, num_pitches: int) -> "Labels":
     """A model's pitch range with the effects of a dataset's manifest."""
-    return cls(pitch_min, num_pitches, tuple(e["name"] for e in manifest["effects"]))
+    from reverbsynth.data.effects import is_linear
+    return cls(pitch_min, num_pitches, tuple(e["name"] for e in manifest["effects"]),
+               tuple(e["name"] for e in manifest["effects"] if is_linear(e["chain"])))
 
 
 def label_prior(manifest: dict, labels: Labels) -> tuple:

@@ -56,6 +56,45 @@ def tail_sign_share(wet: np.ndarray, dry: np.ndarray, tail: int) -> float:
   return float(np.mean(tail_ratio_db(wet, tail) > tail_ratio_db(dry, tail)))
 
 
+# --- Impulse responses -------------------------------------------------------------------
+
+
+def energy_decay_db(response: np.ndarray) -> np.ndarray:
+  """Schroeder's backward-integrated energy decay curve of an impulse response [R], dB [R]
+  (0 at the start)."""
+  energy = np.cumsum(np.square(response[::-1], dtype=np.float64))[::-1]
+  return 10 * np.log10(energy / max(energy[0], 1e-30) + 1e-30)
+
+
+def rt60(response: np.ndarray, sample_rate: int) -> float:
+  """Seconds for the response [R] to decay by 60 dB, from a line fitted to its Schroeder
+  curve between -5 and -25 dB (T20, extrapolated); nan when it never decays by 25 dB."""
+  curve = energy_decay_db(response)
+  span = np.flatnonzero((curve <= -5) & (curve >= -25))
+  if len(span) < 2 or curve.min() > -25:
+    return float("nan")
+  t = span / sample_rate
+  slope = np.polyfit(t, curve[span], 1)[0]  # dB per second, negative.
+  return float(-60.0 / slope) if slope < 0 else float("nan")
+
+
+def direct_to_reverberant_db(response: np.ndarray, sample_rate: int,
+                             direct_ms: float = 2.5) -> float:
+  """Energy within `direct_ms` of the response's [R] strongest tap against the energy after, dB."""
+  peak = int(np.argmax(np.abs(response)))
+  edge = peak + max(1, int(direct_ms * 1e-3 * sample_rate))
+  direct = np.sum(np.square(response[:edge], dtype=np.float64))
+  return float(10 * np.log10((direct + 1e-30) / (np.sum(np.square(response[edge:],
+                                                                 dtype=np.float64)) + 1e-30)))
+
+
+def error_to_signal(reference: np.ndarray, estimate: np.ndarray) -> float:
+  """Sum of squared differences over the reference's energy (Neural Amp Modeler's ESR)."""
+  n = min(len(reference), len(estimate))
+  return float(np.sum(np.square(reference[:n] - estimate[:n], dtype=np.float64))
+               / max(np.sum(np.square(reference[:n], dtype=np.float64)), 1e-30))
+
+
 # --- Distribution measures (on a judge's outputs, or on spectra) ------------------------
 
 

@@ -17,7 +17,7 @@ from reverbsynth.data import manifest as manifest_lib, records
 from reverbsynth.synthesis import synthesizer
 from reverbsynth.runs import files
 from reverbsynth.errors import UserError
-from reverbsynth.model import networks, schedule
+from reverbsynth.model import schedule
 
 logger = logging.getLogger(__name__)
 F0_NOTES = 200          # pYIN is slow: f0 is measured on at most this many notes per row.
@@ -55,9 +55,8 @@ def stage_synthesizers(run_dir, synth: synthesizer.Synthesizer) -> list:
   found = []
   for index, path in files.stage_checkpoints(run_dir):
     groups, counters = files.read_checkpoint(path)
-    generators = {kind: networks.Generator(synth.model_config) for kind in ("ema", "raw")}
+    generators = {kind: files.new_generator(synth.model_config) for kind in ("ema", "raw")}
     for kind, generator in generators.items():
-      networks.build_generator(generator)
       generator.set_weights(groups["ema" if kind == "ema" else "generator"])
     level = schedule.stage(index, synth.model_config.num_levels).level
     found.append((index, counters["images_total"], {

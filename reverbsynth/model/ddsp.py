@@ -176,7 +176,8 @@ class Responses(keras.layers.Layer):
   dry note), scaled at run time as the equalized layers are.
   """
 
-  TAP_SCALE = 0.01
+  TAP_SCALE = 0.1   # Adam moves a weight by about its learning rate a step: these scales
+  DRY_SCALE = 10.0  # set how fast taps and gains move (equalized learning rate).
 
   def __init__(self, num_effects: int, samples: int, **kwargs):
     super().__init__(**kwargs)
@@ -194,11 +195,13 @@ class Responses(keras.layers.Layer):
 
   def dry_gains(self):
     """[E]: each effect's gain of the dry signal."""
-    return 1.0 + self.dry
+    return 1.0 + self.DRY_SCALE * self.dry.value
 
-  def call(self, audio, effect):
-    gain = ops.matmul(effect, ops.expand_dims(self.dry_gains(), -1))   # [B, 1]
-    response = ops.matmul(effect, self.impulse_responses())            # [B, R]
+  def call(self, audio, effect, frozen=False):
+    """With `frozen`, no gradient reaches the responses (only the audio's)."""
+    freeze = ops.stop_gradient if frozen else (lambda x: x)
+    gain = ops.matmul(effect, ops.expand_dims(freeze(self.dry_gains()), -1))   # [B, 1]
+    response = ops.matmul(effect, freeze(self.impulse_responses()))            # [B, R]
     return gain * audio + fft_convolve(audio, response)
 
 
@@ -319,12 +322,16 @@ class DdspGenerator(keras.Model):
                               self.config, pitch)
     return harmonic + noise_synth(controls["noise_magnitudes"], self.config)
 
-  def respond(self, audio, effect):
-    """Audio [B, S] through the learned responses of effect one-hot [B, E]."""
-    return self.responses(audio, effect)
+  def respond(self, audio, effect, frozen=False):
+    """Audio [B, S] through the learned responses of effect one-hot [B, E] (`frozen`: as
+    constants, so that only the audio's gradient flows)."""
+    return self.responses(audio, effect, frozen=frozen)
 
-  def call(self, z, pitch, effect, level=None, alpha=1.0):
-    return self.respond(self.dry(z, pitch, effect, level, alpha), effect)
+  def call(self, z, pitch, effect, level=None, alpha=1.0, frozen_responses=False):
+    """Audio [B, S]; `frozen_responses` keeps the responses out of the gradient (they learn
+    from real dry/wet pairs alone: training.objectives)."""
+    return self.respond(self.dry(z, pitch, effect, level, alpha), effect,
+                        frozen=frozen_responses)
 
   def encode(self, audio):
     """(mean, log variance) [B, L] of the latent of real notes [B, S]."""
