@@ -20,3 +20,12 @@ def use(name: str) -> None:
                       f"start a new one for {name} (or set KERAS_BACKEND={name})")
     return
   os.environ["KERAS_BACKEND"] = name
+
+
+def has_accelerator() -> bool:
+  """Whether this machine has a GPU that the frameworks can use (an NVIDIA device node, or
+  CUDA_VISIBLE_DEVICES naming one), told without loading a framework."""
+  visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+  if visible is not None and visible.strip() in ("", "-1"):
+    return False
+  return os.path.exists("/dev/nvidia0") or os.path.exists("/dev/nvidiactl")

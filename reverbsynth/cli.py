@@ -211,8 +211,9 @@ def build_dataset(ctx, source, effects, keep_dry, randomize, families, sources,
 
 @cli.command("train", context_settings={"ignore_unknown_options": False})
 @click.option("--config", "config_name", default=None, metavar="NAME|FILE",
-              help="Training config: a YAML file or a name in configs/ (tiny, cpu, "
-                   "reverbsynth, gansynth). Default: reverbsynth.")
+              help="Training config: a YAML file or a name in configs/ (ddsp, reverbsynth, "
+                   "gansynth, cpu, tiny). Default: the one that fits the machine: ddsp (16 kHz, "
+                   "trains on a CPU) without a GPU, reverbsynth (the paper's) with one.")
 @click.option("--data", default=None, type=_UserPath(), metavar="DIR",
               help="A built dataset. Default: the one build-dataset wrote last.")
 @click.option("--out", default=None, type=_UserPath(), metavar="DIR",
@@ -228,7 +229,8 @@ def build_dataset(ctx, source, effects, keep_dry, randomize, families, sources,
 @_progress_option
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 def train(config_name, data, out, stages, resume, max_steps, backend, progress, overrides):
-  """Train the progressive GAN on a built dataset, stage by stage.
+  """Train a GAN (the ddsp or the progressive spectral generator) on a built dataset, stage
+  by stage.
 
   KEY=VALUE pairs override config keys, e.g. schedule.images_per_stage=20000.
   Example:
@@ -237,6 +239,13 @@ def train(config_name, data, out, stages, resume, max_steps, backend, progress, 
   """
   from reverbsynth.runs import config as config_lib
   from reverbsynth import backend as backends, paths
+  if config_name is None:
+    gpu = backends.has_accelerator()
+    config_name = "reverbsynth" if gpu else "ddsp"
+    _echo_err(f"config {config_name}: " + (
+        "the paper's spectral GAN, for this machine's GPU" if gpu else
+        "the 16 kHz ddsp generator, which trains on this machine's CPU (--config reverbsynth "
+        "for the paper's spectral GAN, about a GPU-week)"))
   config = config_lib.load(config_name, overrides + ((f"train.backend={backend}",)
                                                      if backend else ()))
   data = _dataset(data, "training on")

@@ -370,8 +370,7 @@ def build_generator(generator: DdspGenerator, batch: int = 4) -> None:
                       keras.KerasTensor((batch, c.num_pitches)),
                       keras.KerasTensor((batch, c.num_effects)))
   for level in range(1, c.num_levels + 1):
-    generator._raw_controls(z, pitch, effect, level, 0.5 if level > 1 else 1.0)
-  generator.responses.build(None)
+    generator(z, pitch, effect, level=level, alpha=0.5 if level > 1 else 1.0)
   generator.encode(keras.KerasTensor((batch, c.num_samples)))
 
 

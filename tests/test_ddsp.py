@@ -1,0 +1,158 @@
+"""The ddsp generator family: its synths and learned responses against numpy, and the whole
+chain (train under both backends, resume, export, generate, render, apply) on tiny-ddsp."""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import assert_refused, run_cli
+from reverbsynth.model import ddsp
+
+CONFIG = ddsp.DdspConfig(num_samples=16000, start_frames=8, num_levels=4, harmonics=60,
+                         noise_bands=33, response_samples=800, channels=16, critic_mels=32)
+
+
+def _one_hot(index, size):
+  return np.eye(size, dtype=np.float32)[np.atleast_1d(index)]
+
+
+def _np(x):
+  from keras import ops
+  return ops.convert_to_numpy(x)
+
+
+@pytest.mark.parametrize("pitch", [24, 57, 84])
+def test_the_oscillator_bank_plays_exact_harmonics_at_the_asked_pitch(pitch):
+  # Harmonics 1 and 3 at amplitudes that ramp from frame to frame: the matrix-product bank
+  # must equal sines summed sample by sample, amplitudes cross-faded linearly.
+  c, t = CONFIG, np.arange(CONFIG.num_samples)
+  ramp = np.linspace(0.1, 0.5, c.frames, dtype=np.float32)
+  amplitudes = np.zeros((1, c.frames, c.harmonics), np.float32)
+  amplitudes[0, :, 0], amplitudes[0, :, 2] = ramp, 0.25
+  out = _np(ddsp.harmonic_synth(amplitudes, c, _one_hot(pitch - c.pitch_min, c.num_pitches)))[0]
+  f0 = 440 * 2 ** ((pitch - 69) / 12)
+  envelope = np.interp(t, np.arange(c.frames) * c.hop, ramp)
+  envelope[(c.frames - 1) * c.hop:] = ramp[-1]
+  expected = envelope * np.sin(2 * np.pi * f0 * t / c.sample_rate) + 0.25 * np.sin(
+      2 * np.pi * 3 * f0 * t / c.sample_rate)
+  assert np.abs(out - expected).max() < 1e-4
+
+
+def test_harmonics_above_nyquist_are_silenced_and_the_rest_sum_to_one():
+  c = CONFIG
+  generator = ddsp.DdspGenerator(c)
+  ddsp.build_generator(generator)
+  z = np.random.default_rng(0).standard_normal((2, c.latent_size)).astype(np.float32)
+  pitches = [24 - c.pitch_min, 84 - c.pitch_min]
+  controls = generator.controls(z, _one_hot(pitches, c.num_pitches), _one_hot([0, 1], 2))
+  distribution = _np(controls["harmonic_distribution"])
+  f0 = c.f0()[pitches]
+  for row, f in enumerate(f0):
+    above = np.arange(1, c.harmonics + 1) * f >= c.sample_rate / 2
+    assert above.any() == (row == 1)  # MIDI 84's 8th harmonic is above 8 kHz; 24's 60th is not.
+    assert np.all(distribution[row][:, above] == 0)
+    np.testing.assert_allclose(distribution[row].sum(-1), 1.0, atol=1e-5)
+
+
+def test_filtered_noise_puts_its_energy_in_the_asked_band():
+  c = CONFIG
+  magnitudes = np.zeros((1, c.frames, c.noise_bands), np.float32)
+  magnitudes[..., 8] = 1.0  # Band 8 of 33 over 0..8 kHz: 2 kHz.
+  out = _np(ddsp.noise_synth(magnitudes, c))[0]
+  spectrum = np.abs(np.fft.rfft(out)) ** 2
+  freqs = np.fft.rfftfreq(len(out), 1 / c.sample_rate)
+  inside = spectrum[np.abs(freqs - 2000) < 250].mean()
+  outside = spectrum[np.abs(freqs - 2000) > 1000].mean()
+  assert 10 * np.log10(inside / outside) > 30
+  assert out.std() > 0.01 and out.shape == (c.num_samples,)
+
+
+def test_a_response_is_a_dry_gain_plus_a_convolution_that_starts_as_the_dry_note():
+  c = CONFIG
+  rng = np.random.default_rng(1)
+  audio = rng.standard_normal((2, c.num_samples)).astype(np.float32)
+  layer = ddsp.Responses(2, c.response_samples)
+  layer.build(None)
+  effect = _one_hot([0, 1], 2)
+  np.testing.assert_allclose(_np(layer(audio, effect)), audio, atol=1e-5)  # Zero at the start.
+  taps = rng.standard_normal(c.response_samples - 1).astype(np.float32) * np.exp(
+      -np.arange(c.response_samples - 1) / 200).astype(np.float32)
+  layer.taps[1].assign(taps)
+  layer.dry.assign(np.array([0.0, -0.03], np.float32))
+  response = np.concatenate([[0.0], taps * layer.TAP_SCALE])
+  expected = (1 - 0.03 * layer.DRY_SCALE) * audio[1] + np.convolve(audio[1], response)[:c.num_samples]
+  out = _np(layer(audio, effect))
+  np.testing.assert_allclose(out[1], expected, atol=2e-4)
+  np.testing.assert_allclose(out[0], audio[0], atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def ddsp_run(tmp_path_factory, dataset):
+  """tiny-ddsp trained by the CLI on JAX for 2 stages, resumed on TensorFlow for a third."""
+  out = tmp_path_factory.mktemp("runs") / "tiny-ddsp"
+  first = run_cli("train", "--data", dataset, "--config", "tiny-ddsp", "--backend", "jax",
+                  "--stages", 2, "--out", out, "--no-progress")
+  assert first.returncode == 0, first.stderr
+  second = run_cli("train", "--data", dataset, "--config", "tiny-ddsp", "--backend",
+                   "tensorflow", "--stages", 3, "--out", out, "--resume", "--no-progress")
+  assert second.returncode == 0, second.stderr
+  return out, first, second
+
+
+def test_tiny_ddsp_trains_on_jax_and_resumes_on_tensorflow(ddsp_run):
+  out, first, second = ddsp_run
+  assert "stage 2 of 2 done, 64 images, step 8 (jax)" in first.stdout
+  assert "stage 3 of 3 done, 96 images, step 12 (tensorflow)" in second.stdout
+  for stage in range(3):
+    assert (out / "checkpoints" / f"stage-{stage:02d}.npz").exists()
+    assert (out / "samples" / f"stage-{stage:02d}.wav").exists()
+  audio, rate = sf.read(out / "samples" / "stage-02.wav")
+  assert rate == 16000 and np.abs(audio).max() > 0.1
+
+
+def test_a_ddsp_run_exports_generates_renders_and_applies_its_reverb(ddsp_run, tmp_path):
+  out = ddsp_run[0]
+  compact = tmp_path / "compact"
+  result = run_cli("export", "--run", out, "--out", compact)
+  assert result.returncode == 0, result.stderr
+  notes = tmp_path / "notes"
+  result = run_cli("generate", "--run", compact, "--pitch", 24, "--pitch", 84, "--out", notes)
+  assert result.returncode == 0, result.stderr
+  for pitch in (24, 84):
+    for effect in ("dry", "reverb"):
+      audio, rate = sf.read(notes / f"{pitch}-{effect}-v100-z0.wav")
+      assert rate == 16000 and len(audio) == 4096 and np.abs(audio).max() > 0.01
+  song = tmp_path / "song.wav"
+  result = run_cli("render", "examples/bassline.mid", "--run", compact, "--out", song,
+                   "--no-progress")
+  assert result.returncode == 0, result.stderr
+  # A stereo 44.1 kHz file through the learned reverb: its tail (0.1 s at 16 kHz) is kept.
+  clip = np.zeros((4410, 2), np.float32)
+  clip[0] = [0.5, -0.25]
+  sf.write(tmp_path / "click.wav", clip, 44100)
+  result = run_cli("apply", tmp_path / "click.wav", "--effect", "reverb", "--run", compact,
+                   "--out", tmp_path / "wet.wav")
+  assert result.returncode == 0, result.stderr
+  wet, rate = sf.read(tmp_path / "wet.wav")
+  assert rate == 44100 and wet.shape[1] == 2
+  assert len(wet) == 4410 + round(1600 * 44100 / 16000) - 1
+  np.testing.assert_allclose(wet[:, 1], -0.5 * wet[:, 0], atol=1e-6)
+
+
+def test_apply_refuses_what_it_cannot_do(ddsp_run, tiny_run, tmp_path):
+  out = ddsp_run[0]
+  sf.write(tmp_path / "in.wav", np.zeros(100, np.float32), 16000)
+  assert_refused(run_cli("apply", tmp_path / "in.wav", "--effect", "hall", "--run", out),
+                 "knows no effect 'hall'")
+  assert_refused(run_cli("apply", tmp_path / "in.wav", "--effect", "reverb", "--run",
+                         tiny_run[0]), "learns no effect responses")
+  (tmp_path / "bad.wav").write_bytes(b"not audio")
+  assert_refused(run_cli("apply", tmp_path / "bad.wav", "--effect", "reverb", "--run", out),
+                 "not an audio file")
+  assert_refused(run_cli("apply", tmp_path / "in.wav", "--effect", "reverb", "--run", out,
+                         "--out", tmp_path / "in.wav"), "is the input file")
+  assert not (tmp_path / "in-reverb.wav").exists()
