@@ -76,6 +76,17 @@ def mel_matrix(bins: int, sample_rate: int) -> np.ndarray:
   return np.pad(weights, [[1, 0], [0, 0]]).astype(np.float32)
 
 
+def mel_filters(sample_rate: int, nfft: int, mels: int) -> np.ndarray:
+  """HTK-mel triangular filters [nfft / 2 + 1 (linear, with DC), mels], each peaking at 1,
+  their centres evenly spaced in mel over 0..Nyquist (for pictures and features that need no
+  inverse)."""
+  linear_hz = np.linspace(0.0, sample_rate / 2, nfft // 2 + 1)[:, None]
+  lo, mid, hi = (mel_to_hz(e)[None, :] for e in (lambda x: (x[:-2], x[1:-1], x[2:]))(
+      np.linspace(0.0, hz_to_mel(sample_rate / 2), mels + 2)))
+  return np.maximum(0.0, np.minimum((linear_hz - lo) / (mid - lo),
+                                    (hi - linear_hz) / (hi - mid))).astype(np.float32)
+
+
 def mel_inverse(matrix: np.ndarray) -> np.ndarray:
   """Maps mel back to linear [mel, linear]: the transpose, columns rescaled by M M^T's column sums."""
   sums = (matrix @ matrix.T).sum(axis=0)

@@ -98,17 +98,6 @@ TYPES = {
     "convolution": EffectType(_convolution, {"mix": (0.2, 0.8)}),
 }
 
-# Types that are linear and time-invariant: a note through them is the note convolved with
-# one impulse response, which the ddsp generator learns as such (model.ddsp.Responses).
-LINEAR = frozenset({"reverb", "delay", "convolution"})
-
-
-def is_linear(chain) -> bool:
-  """Whether an effect chain (the manifest's [{"type", ...}], empty for dry) is linear and
-  time-invariant, so that one impulse response and a dry gain are all of it."""
-  return all(stage["type"] in LINEAR for stage in chain)
-
-
 INF = math.inf
 _UNIT = (0.0, 1.0)
 # The values each parameter may take: pedalboard's own checks where it has them

@@ -6,6 +6,17 @@ import numpy as np
 
 from reverbsynth.errors import UserError
 
+# Effect types (data.effects.TYPES) that are linear and time-invariant: a note through them
+# is the note convolved with one impulse response, which the ddsp generator learns as such
+# (model.ddsp.Responses).
+LINEAR_TYPES = frozenset({"reverb", "delay", "convolution"})
+
+
+def is_linear(chain) -> bool:
+  """Whether an effect chain (the manifest's [{"type", ...}], empty for dry) is linear and
+  time-invariant, so that one impulse response and a dry gain are all of it."""
+  return all(stage["type"] in LINEAR_TYPES for stage in chain)
+
 
 @dataclasses.dataclass(frozen=True)
 class Labels:
@@ -34,7 +45,6 @@ class Labels:
   @classmethod
   def from_manifest(cls, manifest: dict, pitch_min: int, num_pitches: int) -> "Labels":
     """A model's pitch range with the effects of a dataset's manifest."""
-    from reverbsynth.data.effects import is_linear
     return cls(pitch_min, num_pitches, tuple(e["name"] for e in manifest["effects"]),
                tuple(e["name"] for e in manifest["effects"] if is_linear(e["chain"])))
 

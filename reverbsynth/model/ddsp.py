@@ -25,6 +25,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from reverbsynth import spectral
 from reverbsynth.model import layers as L
 
 CRITIC_FFT = 1024
@@ -225,9 +226,8 @@ def log_mel(audio, mels):
 
 @functools.lru_cache(maxsize=4)
 def mel_matrix(sample_rate: int, mels: int) -> np.ndarray:
-  """[CRITIC_FFT / 2 + 1, mels] float32 Slaney mel filters."""
-  import librosa
-  return librosa.filters.mel(sr=sample_rate, n_fft=CRITIC_FFT, n_mels=mels).T.astype(np.float32)
+  """[CRITIC_FFT / 2 + 1, mels] float32 mel filters."""
+  return spectral.mel_filters(sample_rate, CRITIC_FFT, mels)
 
 
 class FrameStack(keras.layers.Layer):

@@ -6,6 +6,7 @@ import zlib
 
 import numpy as np
 
+from reverbsynth import spectral
 from reverbsynth.storage import atomic_path
 
 WAV_SUBTYPES = {"float": "FLOAT", "16": "PCM_16", "24": "PCM_24"}
@@ -65,9 +66,14 @@ def spectra_image(spectra) -> np.ndarray:
 
 def audio_image(audio: np.ndarray, sample_rate: int, height: int = 128,
                 hop: int = 256) -> np.ndarray:
-  """Log-mel spectrogram of audio [N] as a uint8 image [height, frames, 1], 80 dB range."""
-  import librosa
-  mel = librosa.feature.melspectrogram(y=np.asarray(audio, np.float32), sr=sample_rate,
-                                       n_fft=1024, hop_length=hop, n_mels=height)
-  db = librosa.power_to_db(mel, ref=np.max(mel) if mel.max() > 0 else 1.0, top_db=80.0)
-  return ((db[::-1] + 80.0) / 80.0 * 255).clip(0, 255).astype(np.uint8)[..., None]
+  """Log-mel spectrogram of audio [N] as a uint8 image [height, frames, 1], 80 dB range
+  below its loudest pixel (1024-sample Hann frames, centred)."""
+  nfft = 1024
+  x = np.pad(np.asarray(audio, np.float64), nfft // 2, mode="reflect" if len(audio) > nfft
+             else "constant")
+  starts = np.arange(0, len(x) - nfft + 1, hop)
+  window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(nfft) / nfft)
+  power = np.abs(np.fft.rfft(x[starts[:, None] + np.arange(nfft)] * window)) ** 2
+  mel = (power @ spectral.mel_filters(sample_rate, nfft, height)).T  # [height, frames]
+  db = 10 * np.log10(np.maximum(mel, 1e-10) / max(mel.max(), 1e-10))
+  return ((np.maximum(db, -80.0)[::-1] + 80.0) / 80.0 * 255).clip(0, 255).astype(np.uint8)[..., None]
