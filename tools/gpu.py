@@ -1,4 +1,23 @@
-"""The GPU part of issue 13, as one procedure: measure and train configs/reverbsynth.yaml with
+"""The GPU parts of issues 13 and 23, as procedures for one device lease each.
+
+Issue 23 (the ddsp generator), here:
+
+    .venv/bin/python tools/gpu.py prepare-ddsp [DATASET]
+
+  downloads the wheels (as below, and pedalboard) and packs the training split's dry notes
+  as 16-bit FLAC with the labels of every training record into .gpu/ddsp.npz (the wet
+  notes are rendered there again with pedalboard: the whole split as FLAC is over the
+  64 MiB a lease carries). There, with GPU_SECONDS (default 540) in all:
+
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl \
+      && KERAS_BACKEND=jax PYTHONPATH=/tmp/site:$PWD python3 tools/gpu.py device-ddsp $OUT
+
+  measures configs/ddsp.yaml's images/s and input wait at batch 64 on each stable level,
+  trains all 9 stages at batch 64 with as many images per stage as the time left allows,
+  and writes $OUT/gpu-report.json, $OUT/generator/ (float16) and the run's TensorBoard log
+  and last sample grid, to score here with `reverbsynth evaluate --run` and `make quality`.
+
+Issue 13 (the paper's spectral GAN): measure and train configs/reverbsynth.yaml with
 the JAX backend on a GPU machine that has JAX but no TensorFlow, keras or network.
 
 Here (a machine with the repo's .venv and network to PyPI):
@@ -41,16 +60,150 @@ WHEELS = [
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
              "manylinux2014_x86_64", "manylinux1_x86_64", "any"]
 BUNDLE = os.path.join(".gpu", "bass.npz")
+DDSP_BUNDLE = os.path.join(".gpu", "ddsp.npz")
+DDSP_BATCH = 64
+# The device image has JAX, h5py, absl-py, rich, pyyaml, click, tqdm and ml-dtypes already
+# (installing a second version of one stops the whole install).
+DDSP_WHEELS = ["keras==3.15.1", "namex", "optree", "soundfile", "cffi", "pycparser",
+               "google-crc32c"]
+
+
+def _wheels(extra=(), only=False) -> None:
+  for wheel in (*(() if only else WHEELS), *extra):
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
+                    "--only-binary=:all:", "--python-version", "3.12", "--implementation", "cp",
+                    *[f"--platform={p}" for p in PLATFORMS], "-d", ".whl", wheel], check=True)
+
+
+def _flac(audio: np.ndarray, rate: int) -> np.ndarray:
+  import soundfile as sf
+  buffer = io.BytesIO()
+  sf.write(buffer, np.clip(audio, -1, 1), rate, format="FLAC", subtype="PCM_16")
+  return np.frombuffer(buffer.getvalue(), np.uint8)
+
+
+def prepare_ddsp(dataset=None) -> None:
+  """.whl/ (with pedalboard) and .gpu/ddsp.npz: the training split, its dry notes as FLAC."""
+  import pedalboard
+  from reverbsynth import paths
+  from reverbsynth.data import manifest as manifest_lib, records, tfrecord
+  _wheels(DDSP_WHEELS + [f"pedalboard=={pedalboard.__version__}"], only=True)
+  dataset = dataset or str(paths.latest_dataset())
+  manifest = manifest_lib.read(dataset)
+  manifest["shards"] = [s for s in manifest["shards"] if s["split"] == "train"]
+  dry, labels = {}, []
+  for shard in manifest["shards"]:
+    with open(os.path.join(dataset, shard["file"]), "rb") as f:
+      for record in map(records.decode, tfrecord.iterate(f)):
+        audio = record.pop(records.AUDIO)
+        if record["effect"] == 0:
+          dry[record["source_note"]] = _flac(audio, manifest["audio"]["sample_rate"])
+        labels.append({**{k: (v.tolist() if isinstance(v, np.ndarray) else v)
+                          for k, v in record.items()}, "shard": shard["file"]})
+  # What a lease carries is 64 MiB with the wheels and the tracked files: the dry notes of a
+  # seeded share of the sources, as many as fit, and their records.
+  tracked = subprocess.run(["git", "ls-files", "-z"], capture_output=True, check=True).stdout
+  budget = 63 * 2 ** 20 - sum(os.path.getsize(p) for p in tracked.decode().split("\0") if p) \
+      - sum(os.path.getsize(os.path.join(".whl", w)) for w in os.listdir(".whl"))
+  label_bytes = {}
+  for label in labels:
+    label_bytes[label["source_note"]] = label_bytes.get(label["source_note"], 0) + len(
+        json.dumps(label))
+  sources, size = [], 0
+  for source in np.array(sorted(dry))[np.random.default_rng(0).permutation(len(dry))]:
+    if size + len(dry[source]) + label_bytes[source] > budget:
+      break
+    sources.append(str(source))
+    size += len(dry[source]) + label_bytes[source]
+  sources.sort()
+  labels = [label for label in labels if label["source_note"] in set(sources)]
+  os.makedirs(".gpu", exist_ok=True)
+  utf8 = lambda x: np.frombuffer(json.dumps(x).encode(), np.uint8)  # str arrays are UCS-4.
+  np.savez(DDSP_BUNDLE, manifest=utf8(manifest), labels=utf8(labels), sources=utf8(sources),
+           offsets=np.cumsum([0] + [len(dry[s]) for s in sources]),
+           flac=np.concatenate([dry[s] for s in sources]))
+  print(f"{DDSP_BUNDLE}: {len(labels)} records from {len(sources)} dry notes, "
+        f"{os.path.getsize(DDSP_BUNDLE) / 2 ** 20:.1f} MiB")
+
+
+def unpack_ddsp(out: str) -> str:
+  """.gpu/ddsp.npz as the training split's shards, the wet notes rendered again through
+  their effects with the parameters recorded."""
+  from reverbsynth import storage
+  from reverbsynth.data import effects, example_proto, manifest as manifest_lib, tfrecord
+  import soundfile as sf
+  bundle = np.load(DDSP_BUNDLE)
+  manifest, labels, sources = (json.loads(bundle[k].tobytes()) for k in
+                               ("manifest", "labels", "sources"))
+  offsets, flac = bundle["offsets"], bundle["flac"]
+  dry = {s: sf.read(io.BytesIO(flac[offsets[i]:offsets[i + 1]].tobytes()), dtype="float32")[0]
+         for i, s in enumerate(sources)}
+  chains = {e["id"]: effects.from_manifest(e) for e in manifest["effects"]}
+  shards = {}
+  for label in labels:
+    features = {k: np.asarray(v, np.float32) if k == "effect_params" else v
+                for k, v in label.items() if k != "shard"}
+    audio = chains[label["effect"]].apply(dry[label["source_note"]], features["effect_params"])
+    shards.setdefault(label["shard"], []).append(
+        tfrecord.frame(example_proto.encode({**features, "audio": audio})))
+  for shard in manifest["shards"]:
+    path = os.path.join(out, shard["file"])
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+      f.write(b"".join(shards.get(shard["file"], [])))
+    shard["sha256"], shard["bytes"] = storage.sha256(path), os.path.getsize(path)
+  storage.write_json(os.path.join(out, manifest_lib.FILENAME), manifest)
+  return out
+
+
+def device_ddsp(out: str) -> None:
+  """Measures configs/ddsp.yaml at batch 64, then trains it for what is left of GPU_SECONDS."""
+  started = time.monotonic()
+  deadline = started + float(os.environ.get("GPU_SECONDS", 540))
+  os.environ.setdefault("BENCH_TIMED_STEPS", "20")
+  from reverbsynth import backend
+  backend.use("jax")
+  import jax
+  from tests.benchmarks import bench_training
+  data = unpack_ddsp(os.path.join("/tmp", "bass"))
+  batch = [f"schedule.batch_size=[{', '.join([str(DDSP_BATCH)] * 5)}]"]
+  report = {"devices": [str(d) for d in jax.devices()], "date": time.strftime("%Y-%m-%d"),
+            "unpacked_seconds": time.monotonic() - started}
+  print(json.dumps(report), flush=True)
+  rows = bench_training.measure("ddsp", data, "jax", batch, [0, 2, 4, 6, 8])
+  report["ddsp_batch_64"] = rows
+  print(json.dumps({"ddsp_batch_64": rows}), flush=True)
+  left = deadline - time.monotonic() - 45  # Export and writing back.
+  speed = min(r["images_per_second"] for r in rows if r["images_per_second"])
+  per_stage = int(speed * left * 0.8 / 9 / DDSP_BATCH) * DDSP_BATCH  # 0.8: compiles, grids.
+  run = os.path.join("/tmp", "run")
+  began = time.monotonic()
+  trained = subprocess.run(
+      [sys.executable, "-m", "reverbsynth", "train", "--backend", "jax", "--config", "ddsp",
+       "--data", data, "--out", run, "--stages", "9", "--no-progress",
+       f"schedule.images_per_stage={per_stage}", *batch], timeout=max(left, 1),
+      env={**os.environ, "REVERBSYNTH_NO_COST_CHECK": "1"})
+  report["trained"] = {"stages": 9, "images_per_stage": per_stage, "batch": DDSP_BATCH,
+                       "seconds": time.monotonic() - began, "returncode": trained.returncode}
+  if os.path.exists(os.path.join(run, "generator")):
+    subprocess.run([sys.executable, "-m", "reverbsynth", "export", "--run", run, "--out",
+                    os.path.join(out, "generator")], check=True)
+  logs = os.path.join(run, "logs")
+  for name in os.listdir(logs) if os.path.isdir(logs) else ():
+    os.makedirs(os.path.join(out, "logs"), exist_ok=True)
+    subprocess.run(["cp", os.path.join(logs, name), os.path.join(out, "logs", name)])
+  grids = sorted(os.listdir(os.path.join(run, "samples"))) if os.path.isdir(
+      os.path.join(run, "samples")) else []
+  for name in [g for g in grids if g.endswith(".png")][-1:]:
+    subprocess.run(["cp", os.path.join(run, "samples", name), os.path.join(out, name)])
+  with open(os.path.join(out, "gpu-report.json"), "w") as f:
+    json.dump(report, f, indent=1)
 
 
 def prepare(dataset=None) -> None:
   from reverbsynth import paths
   from reverbsynth.data import manifest as manifest_lib, records, tfrecord
-  import soundfile as sf
-  for wheel in WHEELS:
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
-                    "--only-binary=:all:", "--python-version", "3.12", "--implementation", "cp",
-                    *[f"--platform={p}" for p in PLATFORMS], "-d", ".whl", wheel], check=True)
+  _wheels()
   dataset = dataset or str(paths.latest_dataset())
   manifest = manifest_lib.read(dataset)
   flac, labels = [], []
@@ -58,10 +211,7 @@ def prepare(dataset=None) -> None:
     with open(os.path.join(dataset, shard["file"]), "rb") as f:
       for record in map(records.decode, tfrecord.iterate(f)):
         audio = record.pop(records.AUDIO)
-        buffer = io.BytesIO()
-        sf.write(buffer, np.clip(audio, -1, 1), manifest["audio"]["sample_rate"],
-                 format="FLAC", subtype="PCM_16")
-        flac.append(np.frombuffer(buffer.getvalue(), np.uint8))
+        flac.append(_flac(audio, manifest["audio"]["sample_rate"]))
         labels.append({**{k: (v.tolist() if isinstance(v, np.ndarray) else v)
                           for k, v in record.items()}, "shard": shard["file"]})
   os.makedirs(".gpu", exist_ok=True)
@@ -139,4 +289,5 @@ def device(out: str) -> None:
 
 
 if __name__ == "__main__":
-  {"prepare": prepare, "device": device, "unpack": unpack}[sys.argv[1]](*sys.argv[2:])
+  {"prepare": prepare, "device": device, "unpack": unpack, "prepare-ddsp": prepare_ddsp,
+   "device-ddsp": device_ddsp, "unpack-ddsp": unpack_ddsp}[sys.argv[1]](*sys.argv[2:])

@@ -365,6 +365,16 @@ def parse(spec: str, presets: Optional[dict] = None) -> Effect:
   return Effect(name, stages)
 
 
+def from_manifest(entry: dict) -> Effect:
+  """The Effect of a manifest's effect entry ({"name", "chain": [{"type", "params"}]}), with
+  the parameters it was rendered with (an impulse response file from its recorded path)."""
+  if not entry["chain"]:
+    return Effect(entry["name"])
+  spec = "+".join(f"{stage['type']}(" + ", ".join(
+      f"{k}={v}" for k, v in stage["params"].items()) + ")" for stage in entry["chain"])
+  return dataclasses.replace(parse(spec, {}), name=entry["name"])
+
+
 def vocabulary(specs, keep_dry: bool = True, presets: Optional[dict] = None) -> list:
   """The dataset's effects in label order: dry first when kept, then `specs`."""
   effects = [Effect(DRY)] if keep_dry else []

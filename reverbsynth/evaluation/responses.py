@@ -12,9 +12,7 @@ from reverbsynth.synthesis import responses
 def real_response(entry: dict) -> np.ndarray:
   """The impulse response [NUM_SAMPLES] at SAMPLE_RATE of a manifest effect entry (its chain
   rebuilt with pedalboard from the parameters it was rendered with), dry path included."""
-  spec = "+".join(f"{stage['type']}(" + ", ".join(f"{k}={v}" for k, v in stage["params"].items())
-                  + ")" for stage in entry["chain"])
-  effect = effects_lib.parse(spec)
+  effect = effects_lib.from_manifest(entry)
   click = np.zeros(NUM_SAMPLES, np.float32)
   click[0] = 1.0
   return effect.apply(click, effect.params()).astype(np.float64)
