@@ -9,10 +9,9 @@ from reverbsynth.evaluation import metrics
 from reverbsynth.synthesis import responses
 
 
-def real_response(entry: dict) -> np.ndarray:
-  """The impulse response [NUM_SAMPLES] at SAMPLE_RATE of a manifest effect entry (its chain
-  rebuilt with pedalboard from the parameters it was rendered with), dry path included."""
-  effect = effects_lib.from_manifest(entry)
+def real_response(effect: effects_lib.Effect) -> np.ndarray:
+  """The impulse response [NUM_SAMPLES] at SAMPLE_RATE of an effect with its parameters
+  (pedalboard), dry path included."""
   click = np.zeros(NUM_SAMPLES, np.float32)
   click[0] = 1.0
   return effect.apply(click, effect.params()).astype(np.float64)
@@ -35,7 +34,8 @@ def compare(synth, data_dir) -> dict:
   for entry in manifest_lib.read(data_dir)["effects"]:
     if not entry["chain"] or entry["name"] not in synth.labels.linear:
       continue
-    real, learned = real_response(entry), learned_response(synth, entry["name"])
+    real = real_response(effects_lib.from_manifest(entry))
+    learned = learned_response(synth, entry["name"])
     out[entry["name"]] = {
         "real": real, "learned": learned,
         "rt60": tuple(metrics.rt60(r, SAMPLE_RATE) for r in (real, learned)),
