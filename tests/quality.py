@@ -18,7 +18,7 @@ Targets (TARGETS): judge pitch, judge effect, f0 and tail sign >= 95 % of real's
 distance <= 2x real's, NDB <= 6 of 50 bins, RT60 within 10 % of the preset's.
 
   python -m tests.quality [--work DIR] [--config NAME] [--stages N] [KEY=VALUE ...]
-  python -m tests.quality --work DIR --evaluate RUN
+  python -m tests.quality --work DIR --evaluate RUN [--response-png PATH]
   python -m tests.quality --work DIR --curves [LABEL=]RUN|CURVE.json ... [--save DIR] [--png PATH]
 """
 
@@ -135,6 +135,41 @@ def reverb_rt60(synth, data_dir) -> dict:
   return {"real": rt60[0], "generated": rt60[1]}
 
 
+def response_figure(synth, data_dir, path) -> None:
+  """The learned reverb beside the real preset's: impulse responses (the first 50 ms, and the
+  envelope in dB over 2.5 s) and Schroeder decay curves with their RT60."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  from reverbsynth.evaluation import metrics, responses
+  found = responses.compare(synth, data_dir)["reverb"]
+  rate = synth.sample_rate
+  fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
+  for name, style in (("real", "k-"), ("learned", "C1--")):
+    ir = found[name]
+    label = (f"{'pedalboard Reverb (preset)' if name == 'real' else 'learned response'}: "
+             f"RT60 {found['rt60'][name == 'learned']:.2f} s, DRR "
+             f"{found['drr_db'][name == 'learned']:.1f} dB")
+    t = np.arange(len(ir)) / rate
+    early = t < 0.05
+    axes[0].plot(1000 * t[early], ir[early], style, linewidth=0.8, label=label)
+    window = int(0.01 * rate)
+    envelope = 10 * np.log10(np.convolve(ir ** 2, np.ones(window) / window, "same") + 1e-12)
+    late = t < 2.5
+    axes[1].plot(t[late], envelope[late], style, linewidth=0.8)
+    axes[2].plot(t[late], metrics.energy_decay_db(ir)[late], style, linewidth=1.2, label=label)
+  axes[0].set(title=f"impulse response, first 50 ms (dry tap {found['real'][0]:.2f} "
+                   f"/ {found['learned'][0]:.2f}, off the scale)", xlabel="ms", ylim=(-0.04, 0.04))
+  axes[1].set(title="energy envelope (10 ms), dB", xlabel="s", ylim=(-110, 0))
+  axes[2].set(title=f"Schroeder decay (ESR {found['esr']:.1e})", xlabel="s", ylabel="dB",
+              ylim=(-80, 2))
+  axes[2].axhline(-60, color="grey", linestyle=":")
+  axes[0].legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=80)
+  plt.close(fig)
+
+
 def _judged(measure: str, generated: float, reference: float) -> tuple:
   """(the generated row's standing against its reference, as text; whether it is met)."""
   _, kind, bound = TARGETS[measure]
@@ -246,6 +281,9 @@ def main(argv=None) -> int:
                            "trained on the --work dataset (labelled with LABEL, or the "
                            "config's name), or saved by --save (docs/curves/ holds the "
                            "README's).")
+  parser.add_argument("--response-png", metavar="PATH", default=None,
+                      help="Only the picture of the learned reverb against the preset's, of "
+                           "--evaluate RUN (default: the trained run).")
   parser.add_argument("--save", metavar="DIR", default=None,
                       help="With --curves: also save each run's curve as DIR/LABEL.json.")
   parser.add_argument("--png", default=os.path.join("docs", "learning-curves.png"))
@@ -260,6 +298,11 @@ def main(argv=None) -> int:
   if not os.path.exists(os.path.join(data_dir, "manifest.json")):
     _cli("build-dataset", "--effect", "reverb", "--family", "bass", "--out", data_dir,
          "--no-progress")
+  if args.response_png:
+    from reverbsynth.synthesis import synthesizer
+    response_figure(synthesizer.load(args.evaluate or run_dir), data_dir, args.response_png)
+    print(f"wrote {args.response_png}")
+    return 0
   if args.evaluate:
     text, met = evaluate(args.evaluate, data_dir)
     print(text)
