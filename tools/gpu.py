@@ -129,8 +129,7 @@ def prepare_ddsp(dataset=None) -> None:
 def unpack_ddsp(out: str) -> str:
   """.gpu/ddsp.npz as the training split's shards, the wet notes rendered again through
   their effects with the parameters recorded."""
-  from reverbsynth import storage
-  from reverbsynth.data import effects, example_proto, manifest as manifest_lib, tfrecord
+  from reverbsynth.data import effects, example_proto, tfrecord
   import soundfile as sf
   bundle = np.load(DDSP_BUNDLE)
   manifest, labels, sources = (json.loads(bundle[k].tobytes()) for k in
@@ -146,14 +145,7 @@ def unpack_ddsp(out: str) -> str:
     audio = chains[label["effect"]].apply(dry[label["source_note"]], features["effect_params"])
     shards.setdefault(label["shard"], []).append(
         tfrecord.frame(example_proto.encode({**features, "audio": audio})))
-  for shard in manifest["shards"]:
-    path = os.path.join(out, shard["file"])
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-      f.write(b"".join(shards.get(shard["file"], [])))
-    shard["sha256"], shard["bytes"] = storage.sha256(path), os.path.getsize(path)
-  storage.write_json(os.path.join(out, manifest_lib.FILENAME), manifest)
-  return out
+  return _write_shards(out, manifest, shards)
 
 
 def device_ddsp(out: str) -> None:
@@ -220,10 +212,23 @@ def prepare(dataset=None) -> None:
   print(f"{BUNDLE}: {len(flac)} records, {os.path.getsize(BUNDLE) / 2 ** 20:.1f} MiB")
 
 
+def _write_shards(out: str, manifest: dict, shards: dict) -> str:
+  """Writes {shard file: [framed records]} and the manifest (sizes and hashes renewed) to out."""
+  from reverbsynth import storage
+  from reverbsynth.data import manifest as manifest_lib
+  for shard in manifest["shards"]:
+    path = os.path.join(out, shard["file"])
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+      f.write(b"".join(shards.get(shard["file"], [])))
+    shard["sha256"], shard["bytes"] = storage.sha256(path), os.path.getsize(path)
+  storage.write_json(os.path.join(out, manifest_lib.FILENAME), manifest)
+  return out
+
+
 def unpack(out: str) -> str:
   """The packed dataset as TFRecord shards and its manifest (sizes and hashes renewed)."""
-  from reverbsynth import storage
-  from reverbsynth.data import example_proto, manifest as manifest_lib, tfrecord
+  from reverbsynth.data import example_proto, tfrecord
   import soundfile as sf
   bundle = np.load(BUNDLE)
   manifest, labels = json.loads(str(bundle["manifest"])), json.loads(str(bundle["labels"]))
@@ -235,14 +240,7 @@ def unpack(out: str) -> str:
                 for k, v in label.items() if k != "shard"}
     shards.setdefault(label["shard"], []).append(
         tfrecord.frame(example_proto.encode({**features, "audio": audio})))
-  for shard in manifest["shards"]:
-    path = os.path.join(out, shard["file"])
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-      f.write(b"".join(shards.get(shard["file"], [])))
-    shard["sha256"], shard["bytes"] = storage.sha256(path), os.path.getsize(path)
-  storage.write_json(os.path.join(out, manifest_lib.FILENAME), manifest)
-  return out
+  return _write_shards(out, manifest, shards)
 
 
 def device(out: str) -> None:

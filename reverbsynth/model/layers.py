@@ -35,6 +35,8 @@ class EqualizedDense(keras.layers.Layer):
 class EqualizedConv2D(keras.layers.Layer):
   """'same' 2-D convolution [B, H, W, C] -> [B, H, W, filters] with equalized learning rate."""
 
+  RANK = 2
+
   def __init__(self, filters: int, kernel_size: int = 3, gain: float = math.sqrt(2), **kwargs):
     super().__init__(**kwargs)
     self.filters = filters
@@ -42,9 +44,9 @@ class EqualizedConv2D(keras.layers.Layer):
     self.gain = gain
 
   def build(self, input_shape):
-    k, channels = self.kernel_size, input_shape[-1]
-    self.scale = self.gain / math.sqrt(k * k * channels)
-    self.kernel = self.add_weight(shape=(k, k, channels, self.filters),
+    window, channels = (self.kernel_size,) * self.RANK, input_shape[-1]
+    self.scale = self.gain / math.sqrt(math.prod(window) * channels)
+    self.kernel = self.add_weight(shape=(*window, channels, self.filters),
                                   initializer=keras.initializers.RandomNormal(0.0, 1.0))
     self.bias = self.add_weight(shape=(self.filters,), initializer="zeros")
 
@@ -56,28 +58,10 @@ class EqualizedConv2D(keras.layers.Layer):
             "kernel_size": self.kernel_size, "gain": self.gain}
 
 
-class EqualizedConv1D(keras.layers.Layer):
+class EqualizedConv1D(EqualizedConv2D):
   """'same' 1-D convolution [B, T, C] -> [B, T, filters] with equalized learning rate."""
 
-  def __init__(self, filters: int, kernel_size: int = 3, gain: float = math.sqrt(2), **kwargs):
-    super().__init__(**kwargs)
-    self.filters = filters
-    self.kernel_size = kernel_size
-    self.gain = gain
-
-  def build(self, input_shape):
-    k, channels = self.kernel_size, input_shape[-1]
-    self.scale = self.gain / math.sqrt(k * channels)
-    self.kernel = self.add_weight(shape=(k, channels, self.filters),
-                                  initializer=keras.initializers.RandomNormal(0.0, 1.0))
-    self.bias = self.add_weight(shape=(self.filters,), initializer="zeros")
-
-  def call(self, x):
-    return ops.conv(x, self.kernel * self.scale, padding="same") + self.bias
-
-  def get_config(self):
-    return {**super().get_config(), "filters": self.filters,
-            "kernel_size": self.kernel_size, "gain": self.gain}
+  RANK = 1
 
 
 def pixel_norm(x, epsilon: float = 1e-8):

@@ -83,21 +83,26 @@ class JaxSteps(Steps):
         with bound(state["generator"], weights):
           return objectives.critic_loss(g, d, real, draws, *at)
 
-      grads, d_terms = jax.grad(d_loss, has_aux=True)(state["discriminator"])
-      discriminator, d_opt = self.d_opt.stateless_apply(state["d_opt"], grads,
-                                                        state["discriminator"])
-
-      def g_loss(weights):
+      def g_loss(weights, discriminator):
         with bound(weights, discriminator):
           return objectives.generator_loss(g, d, real, draws, *at)
 
-      grads, g_terms = jax.grad(g_loss, has_aux=True)(state["generator"])
-      generator, g_opt = self.g_opt.stateless_apply(state["g_opt"], grads, state["generator"])
-      ema = [decay * a + (1.0 - decay) * c for a, c in zip(state["ema"], generator)]
-      return ({"generator": generator, "discriminator": discriminator, "ema": ema,
-               "g_opt": g_opt, "d_opt": d_opt}, {**d_terms, **g_terms})
+      return self._alternate(state, d_loss, g_loss, decay)
 
     return jax.jit(step, donate_argnums=0)
+
+  def _alternate(self, state, d_loss, g_loss, decay: float):
+    """One D update by d_loss(D weights) -> (loss, terms), then one G update by
+    g_loss(G weights, updated D weights), and the EMA: (state, loss terms)."""
+    grads, d_terms = jax.grad(d_loss, has_aux=True)(state["discriminator"])
+    discriminator, d_opt = self.d_opt.stateless_apply(state["d_opt"], grads,
+                                                      state["discriminator"])
+    grads, g_terms = jax.grad(lambda w: g_loss(w, discriminator), has_aux=True)(
+        state["generator"])
+    generator, g_opt = self.g_opt.stateless_apply(state["g_opt"], grads, state["generator"])
+    ema = [decay * a + (1.0 - decay) * c for a, c in zip(state["ema"], generator)]
+    return ({"generator": generator, "discriminator": discriminator, "ema": ema,
+             "g_opt": g_opt, "d_opt": d_opt}, {**d_terms, **g_terms})
 
   def _make_step(self, level: int, batch: int):
     """A jitted step (state, (real, pitch, effect), draws, alpha) -> (state, loss terms)."""
@@ -127,11 +132,7 @@ class JaxSteps(Steps):
                                           cfg, fake_labels=(fake_pitch, fake_effect))
         return terms["d_loss"], terms
 
-      grads, d_terms = jax.grad(d_loss, has_aux=True)(state["discriminator"])
-      discriminator, d_opt = self.d_opt.stateless_apply(state["d_opt"], grads,
-                                                        state["discriminator"])
-
-      def g_loss(weights):
+      def g_loss(weights, discriminator):
         fake = generate(weights, z_g, pitch_g, effect_g)
         envelope = losses.envelope_loss(real, fake, effect, effect_g, scale[0],
                                         offset[0]) if cfg.envelope else None
@@ -139,10 +140,6 @@ class JaxSteps(Steps):
                                       cfg, envelope)
         return terms["g_loss"], terms
 
-      grads, g_terms = jax.grad(g_loss, has_aux=True)(state["generator"])
-      generator, g_opt = self.g_opt.stateless_apply(state["g_opt"], grads, state["generator"])
-      ema = [decay * a + (1.0 - decay) * c for a, c in zip(state["ema"], generator)]
-      return ({"generator": generator, "discriminator": discriminator, "ema": ema,
-               "g_opt": g_opt, "d_opt": d_opt}, {**d_terms, **g_terms})
+      return self._alternate(state, d_loss, g_loss, decay)
 
     return jax.jit(step, donate_argnums=0)
