@@ -20,6 +20,7 @@ distance <= 2x real's, NDB <= 6 of 50 bins, RT60 within 10 % of the preset's.
   python -m tests.quality [--work DIR] [--config NAME] [--stages N] [KEY=VALUE ...]
   python -m tests.quality --work DIR --evaluate RUN [--response-png PATH]
   python -m tests.quality --work DIR --curves [LABEL=]RUN|CURVE.json ... [--save DIR] [--png PATH]
+  python -m tests.quality --losses LABEL=RUN ... --png PATH
 """
 
 import argparse
@@ -267,6 +268,47 @@ def curves_figure(curves: dict, path) -> None:
   plt.close(fig)
 
 
+LOSSES = ("loss/reconstruction", "loss/response", "loss/kl", "loss/d_wasserstein")
+
+
+def scalars(run_dir, tags=LOSSES) -> dict:
+  """{tag: [(images, value)]} of a run's TensorBoard log."""
+  from tensorboard.backend.event_processing import event_accumulator
+  found = {}
+  logs = os.path.join(run_dir, "logs")
+  for name in sorted(os.listdir(logs)):
+    events = event_accumulator.EventAccumulator(os.path.join(logs, name), size_guidance={
+        event_accumulator.SCALARS: 0})
+    events.Reload()
+    for tag in set(tags) & set(events.Tags()["scalars"]):
+      found.setdefault(tag, []).extend((e.step, e.value) for e in events.Scalars(tag))
+  return found
+
+
+def loss_figure(runs: dict, path, tags=LOSSES, smooth: int = 10) -> None:
+  """One panel per loss term: each run's {label: run_dir} curve over images seen (a running
+  mean over `smooth` summaries)."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, axes = plt.subplots(1, len(tags), figsize=(4 * len(tags), 3.2))
+  for i, (label, run_dir) in enumerate(runs.items()):
+    found = scalars(run_dir, tags)
+    for ax, tag in zip(axes, tags):
+      if tag in found:
+        images, values = np.array(sorted(found[tag])).T
+        kernel = np.ones(min(smooth, len(values))) / min(smooth, len(values))
+        ax.plot(images[len(kernel) - 1:], np.convolve(values, kernel, "valid"), color=f"C{i}",
+                label=label, linewidth=1)
+  for ax, tag in zip(axes, tags):
+    ax.set(title=tag.split("/")[-1], xlabel="images seen", xscale="log")
+  axes[0].set_yscale("log")
+  axes[0].legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=80)
+  plt.close(fig)
+
+
 def main(argv=None) -> int:
   logging.basicConfig(level=logging.INFO, format="%(message)s")  # The judge's and scoring lines.
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -281,6 +323,9 @@ def main(argv=None) -> int:
                            "trained on the --work dataset (labelled with LABEL, or the "
                            "config's name), or saved by --save (docs/curves/ holds the "
                            "README's).")
+  parser.add_argument("--losses", nargs="+", metavar="LABEL=RUN", default=None,
+                      help="Draw the runs' loss terms over images seen (TensorBoard logs) "
+                           "into --png instead of training.")
   parser.add_argument("--response-png", metavar="PATH", default=None,
                       help="Only the picture of the learned reverb against the preset's, of "
                            "--evaluate RUN (default: the trained run).")
@@ -298,6 +343,10 @@ def main(argv=None) -> int:
   if not os.path.exists(os.path.join(data_dir, "manifest.json")):
     _cli("build-dataset", "--effect", "reverb", "--family", "bass", "--out", data_dir,
          "--no-progress")
+  if args.losses:
+    loss_figure(dict(spec.split("=", 1) for spec in args.losses), args.png)
+    print(f"wrote {args.png}")
+    return 0
   if args.response_png:
     from reverbsynth.synthesis import synthesizer
     response_figure(synthesizer.load(args.evaluate or run_dir), data_dir, args.response_png)
