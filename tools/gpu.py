@@ -14,8 +14,9 @@ Issue 23 (the ddsp generator), here:
 
   measures configs/ddsp.yaml's images/s and input wait at batch 64 on each stable level,
   trains all 9 stages at batch 64 with as many images per stage as the time left allows,
-  and writes $OUT/gpu-report.json, $OUT/generator/ (float16) and the run's TensorBoard log
-  and last sample grid, to score here with `reverbsynth evaluate --run` and `make quality`.
+  and writes $OUT/gpu-report.json, $OUT/generator/ (float16) and the last sample grid
+  (GPU_VARIANTS="NAME:KEY=VALUE,...;NAME:..." trains each variant instead, in equal shares of
+  the time, into $OUT/NAME/), to score here with `reverbsynth evaluate --run` and `make quality`.
 
 Issue 13 (the paper's spectral GAN): measure and train configs/reverbsynth.yaml with
 the JAX backend on a GPU machine that has JAX but no TensorFlow, keras or network.
@@ -162,28 +163,39 @@ def device_ddsp(out: str) -> None:
   report = {"devices": [str(d) for d in jax.devices()], "date": time.strftime("%Y-%m-%d"),
             "unpacked_seconds": time.monotonic() - started}
   print(json.dumps(report), flush=True)
-  rows = bench_training.measure("ddsp", data, "jax", batch, [0, 2, 4, 6, 8])
-  report["ddsp_batch_64"] = rows
-  print(json.dumps({"ddsp_batch_64": rows}), flush=True)
-  left = deadline - time.monotonic() - 45  # Export and writing back.
-  speed = min(r["images_per_second"] for r in rows if r["images_per_second"])
-  per_stage = int(speed * left * 0.8 / 9 / DDSP_BATCH) * DDSP_BATCH  # 0.8: compiles, grids.
-  run = os.path.join("/tmp", "run")
-  began = time.monotonic()
-  trained = subprocess.run(
-      [sys.executable, "-m", "reverbsynth", "train", "--backend", "jax", "--config", "ddsp",
-       "--data", data, "--out", run, "--stages", "9", "--no-progress",
-       f"schedule.images_per_stage={per_stage}", *batch], timeout=max(left, 1),
-      env={**os.environ, "REVERBSYNTH_NO_COST_CHECK": "1"})
-  report["trained"] = {"stages": 9, "images_per_stage": per_stage, "batch": DDSP_BATCH,
-                       "seconds": time.monotonic() - began, "returncode": trained.returncode}
-  if os.path.exists(os.path.join(run, "generator")):
-    subprocess.run([sys.executable, "-m", "reverbsynth", "export", "--run", run, "--out",
-                    os.path.join(out, "generator")], check=True)
-  logs = os.path.join(run, "logs")
-  for name in os.listdir(logs) if os.path.isdir(logs) else ():
-    os.makedirs(os.path.join(out, "logs"), exist_ok=True)
-    subprocess.run(["cp", os.path.join(logs, name), os.path.join(out, "logs", name)])
+  # GPU_VARIANTS: "NAME:KEY=VALUE,KEY=VALUE;NAME:..." trains each in an equal share of the
+  # time at the speed GPU_SPEED (images/s) instead of measuring first.
+  variants = [v.split(":", 1) for v in os.environ.get("GPU_VARIANTS", "").split(";") if v]
+  if variants:
+    speed = float(os.environ.get("GPU_SPEED", 850))
+  else:
+    rows = bench_training.measure("ddsp", data, "jax", batch, [0, 2, 4, 6, 8])
+    report["ddsp_batch_64"] = rows
+    print(json.dumps({"ddsp_batch_64": rows}), flush=True)
+    speed = min(r["images_per_second"] for r in rows if r["images_per_second"])
+    variants = [["generator", ""]]
+  report["trained"] = {}
+  for i, (name, overrides) in enumerate(variants):
+    left = (deadline - time.monotonic() - 45) / (len(variants) - i)  # Export, writing back.
+    per_stage = int(speed * left * 0.8 / 9 / DDSP_BATCH) * DDSP_BATCH  # 0.8: compiles, grids.
+    run = os.path.join("/tmp", f"run-{name}")
+    began = time.monotonic()
+    try:
+      returncode = subprocess.run(
+          [sys.executable, "-m", "reverbsynth", "train", "--backend", "jax", "--config", "ddsp",
+           "--data", data, "--out", run, "--stages", "9", "--no-progress",
+           f"schedule.images_per_stage={per_stage}", *batch,
+           *[o for o in overrides.split(",") if o]], timeout=max(left, 1),
+          env={**os.environ, "REVERBSYNTH_NO_COST_CHECK": "1"}).returncode
+    except subprocess.TimeoutExpired:
+      returncode = "timed out (the last finished stage's generator is exported)"
+    report["trained"][name] = {"stages": 9, "images_per_stage": per_stage, "batch": DDSP_BATCH,
+                               "overrides": overrides, "seconds": time.monotonic() - began,
+                               "returncode": returncode}
+    print(json.dumps({name: report["trained"][name]}), flush=True)
+    if os.path.exists(os.path.join(run, "generator")):
+      subprocess.run([sys.executable, "-m", "reverbsynth", "export", "--run", run, "--out",
+                      os.path.join(out, name)], check=True)
   grids = sorted(os.listdir(os.path.join(run, "samples"))) if os.path.isdir(
       os.path.join(run, "samples")) else []
   for name in [g for g in grids if g.endswith(".png")][-1:]:

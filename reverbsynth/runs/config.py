@@ -72,6 +72,7 @@ class Loss:
   reconstruction: float = 0.0  # ddsp: multi-scale spectral loss of encoded real notes.
   kl: float = 0.0              # ddsp: the encoder's KL divergence to the prior N(0, 1).
   response: float = 0.0        # ddsp: multi-scale spectral loss of real dry notes through the responses.
+  adversarial: float = 1.0     # ddsp: weight of G's critic and auxiliary-classifier terms.
 
 
 @dataclasses.dataclass(frozen=True)

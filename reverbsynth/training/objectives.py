@@ -54,7 +54,7 @@ def generator_loss(g, d, batch, draws, level, alpha, config, model_config):
   z_g, pitch_g, effect_g, eps = draws[4:8]
   fake = g(z_g, pitch_g, effect_g, level=level, alpha=alpha, frozen_responses=True)
   terms = losses.generator_loss(d(_features(fake, model_config)), pitch_g, effect_g, cfg)
-  total = terms["g_loss"]
+  total = cfg.adversarial * terms["g_loss"]
   if cfg.reconstruction:
     mean, log_variance = g.encode(dry)
     z = mean + ops.exp(0.5 * log_variance) * eps
