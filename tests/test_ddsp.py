@@ -156,3 +156,11 @@ def test_apply_refuses_what_it_cannot_do(ddsp_run, tiny_run, tmp_path):
   assert_refused(run_cli("apply", tmp_path / "in.wav", "--effect", "reverb", "--run", out,
                          "--out", tmp_path / "in.wav"), "is the input file")
   assert not (tmp_path / "in-reverb.wav").exists()
+
+
+def test_train_without_a_config_picks_ddsp_on_a_machine_without_a_gpu(dataset, tmp_path):
+  result = run_cli("train", "--data", dataset, "--out", tmp_path / "run", "--max-steps", 1,
+                   "--no-progress", env={"CUDA_VISIBLE_DEVICES": ""})
+  assert result.returncode == 0, result.stderr
+  assert "config ddsp: the 16 kHz ddsp generator" in result.stderr
+  assert "step 1 (tensorflow)" in result.stdout
