@@ -70,7 +70,23 @@ def test_the_shipped_models_config_loads():
   with open(f"{files.PRETRAINED}/{files.GENERATOR_JSON}") as f:
     saved = json.load(f)["config"]
   config = config_lib.Config.from_dict(saved)
-  # It was saved before train.backend existed: that key takes its default.
-  assert "backend" not in saved["train"] and config.train.backend == "tensorflow"
-  assert config.to_dict() == {**saved, "train": {**saved["train"], "backend": "tensorflow"}}
-  assert config.name == "cpu"
+  # It was trained before loss.adversarial existed: that key takes its default, the weight
+  # it was trained with.
+  assert "adversarial" not in saved["loss"] and config.loss.adversarial == 1.0
+  assert config.to_dict() == {**saved, "loss": {**saved["loss"], "adversarial": 1.0}}
+  assert config.name == "ddsp" and config.model.generator == "ddsp"
+
+
+def test_a_config_saved_before_the_ddsp_family_and_the_jax_backend_loads_with_defaults():
+  # What the 2 kHz model shipped before wrote (git history: reverbsynth/pretrained): no
+  # train.backend, model.generator, ddsp section or ddsp loss weights.
+  current = config_lib.load("cpu").to_dict()
+  saved = {**{k: v for k, v in current.items() if k != "ddsp"},
+           "model": {k: v for k, v in current["model"].items() if k != "generator"},
+           "train": {k: v for k, v in current["train"].items() if k != "backend"},
+           "loss": {k: current["loss"][k] for k in ("gp_weight", "drift", "ac_weight",
+                                                    "projection", "envelope")}}
+  config = config_lib.Config.from_dict(saved)
+  assert config.train.backend == "tensorflow" and config.model.generator == "progressive"
+  assert config.loss.adversarial == 1.0 and config.loss.reconstruction == 0.0
+  assert config.to_dict() == current
