@@ -24,10 +24,6 @@ from keras import ops
 from reverbsynth.model import ddsp, losses
 
 
-def _features(audio, model_config):
-  return ddsp.critic_features(audio, model_config)
-
-
 def critic_loss(g, d, batch, draws, level, alpha, config, model_config):
   """(D's loss, its terms) for a real batch (dry [B, S], notes [B, S], pitch [B, P],
   effect [B, E]) and the step's draws (Steps.draws)."""
@@ -36,13 +32,12 @@ def critic_loss(g, d, batch, draws, level, alpha, config, model_config):
   z, fake_pitch, fake_effect, u = draws[:4]
   if cfg.projection:  # The penalty's mixes of a real and a fake share their labels.
     fake_pitch, fake_effect = pitch, effect
-  real = _features(notes, model_config)
-  fake = ops.stop_gradient(_features(g(z, fake_pitch, fake_effect, level=level, alpha=alpha),
-                                     model_config))
-  critic = lambda x: d(x)
-  penalty = losses.gradient_penalty(lambda x: losses.critic(critic(x), pitch, effect, cfg),
+  real = ddsp.critic_features(notes, model_config)
+  fake = ops.stop_gradient(ddsp.critic_features(
+      g(z, fake_pitch, fake_effect, level=level, alpha=alpha), model_config))
+  penalty = losses.gradient_penalty(lambda x: losses.critic(d(x), pitch, effect, cfg),
                                     real, fake, u)
-  terms = losses.discriminator_loss(critic(real), critic(fake), penalty, pitch, effect, cfg,
+  terms = losses.discriminator_loss(d(real), d(fake), penalty, pitch, effect, cfg,
                                     fake_labels=(fake_pitch, fake_effect))
   return terms["d_loss"], terms
 
@@ -53,7 +48,8 @@ def generator_loss(g, d, batch, draws, level, alpha, config, model_config):
   dry, notes, pitch, effect = batch
   z_g, pitch_g, effect_g, eps = draws[4:8]
   fake = g(z_g, pitch_g, effect_g, level=level, alpha=alpha, frozen_responses=True)
-  terms = losses.generator_loss(d(_features(fake, model_config)), pitch_g, effect_g, cfg)
+  terms = losses.generator_loss(d(ddsp.critic_features(fake, model_config)), pitch_g,
+                                effect_g, cfg)
   total = cfg.adversarial * terms["g_loss"]
   if cfg.reconstruction:
     mean, log_variance = g.encode(dry)
