@@ -367,7 +367,8 @@ def parse(spec: str, presets: Optional[dict] = None) -> Effect:
 
 def from_manifest(entry: dict) -> Effect:
   """The Effect of a manifest's effect entry ({"name", "chain": [{"type", "params"}]}), with
-  the parameters it was rendered with (an impulse response file from its recorded path)."""
+  the parameters it was rendered with (a convolution's impulse response is not in the
+  manifest's parameters: such an entry is refused as its spec would be)."""
   if not entry["chain"]:
     return Effect(entry["name"])
   spec = "+".join(f"{stage['type']}(" + ", ".join(

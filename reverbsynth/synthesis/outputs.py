@@ -77,3 +77,8 @@ def audio_image(audio: np.ndarray, sample_rate: int, height: int = 128,
   mel = (power @ spectral.mel_filters(sample_rate, nfft, height)).T  # [height, frames]
   db = 10 * np.log10(np.maximum(mel, 1e-10) / max(mel.max(), 1e-10))
   return ((np.maximum(db, -80.0)[::-1] + 80.0) / 80.0 * 255).clip(0, 255).astype(np.uint8)[..., None]
+
+
+def audio_images(notes: np.ndarray, sample_rate: int) -> np.ndarray:
+  """audio_image of each of notes [N, S], in [0, 1]: [N, 128, frames, 1] float32."""
+  return np.stack([audio_image(n, sample_rate) for n in notes]).astype(np.float32) / 255.0

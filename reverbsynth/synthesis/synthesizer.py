@@ -122,7 +122,7 @@ class Synthesizer(files.Exported):
     generator, the log-mel spectrogram of the audio of one that draws audio."""
     if self.plays_audio:
       notes = self.audio(z, pitches, effects)
-      return notes, np.stack([outputs.audio_image(n, self.sample_rate) / 255.0 for n in notes])
+      return notes, outputs.audio_images(notes, self.sample_rate)
     spectra = self.spectra(z, pitches, effects)
     return self.to_audio(spectra), outputs.spectra_image(spectra)
 

@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from reverbsynth.model import networks, schedule
+from reverbsynth.model import ddsp, networks, schedule
 from reverbsynth.runs.config import Config
 
 _MAX_HOURS_WITHOUT_WARNING = 24
@@ -19,8 +19,9 @@ def macs_per_image(config: Config, level: int) -> float:
     c, frames = config.ddsp.channels, m.start_shape[0]
     total = m.latent_size * frames * c + 2 * config.audio.num_samples * 2 * config.ddsp.harmonics
     total += sum(2 * 3 * c * c * frames * 2 ** (l - 1) for l in range(1, level + 1))
-    critic_frames = config.audio.num_samples // 256
-    return float(total + 8 * 3 * c * c * critic_frames // 2 + critic_frames * 513 * 128)
+    critic_frames = config.audio.num_samples // ddsp.CRITIC_HOP  # Its mel matmul, then convs.
+    mel = critic_frames * (ddsp.CRITIC_FFT // 2 + 1) * config.ddsp.critic_mels
+    return float(total + 8 * 3 * c * c * critic_frames // 2 + mel)
   model = networks.ModelConfig.from_config(m)
   filters = model.filters
   h0, w0, _ = model.shape(1)

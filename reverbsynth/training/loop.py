@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 from reverbsynth import spectral
-from reverbsynth.data import manifest as manifest_lib
+from reverbsynth.data import manifest as manifest_lib, records
 from reverbsynth.data.labels import Labels, label_prior
 from reverbsynth.runs import files
 from reverbsynth.runs.config import Config
@@ -211,14 +211,16 @@ class Trainer:
 
   def _real_image(self) -> np.ndarray:
     """Images [4, H, W, 1] of four real training notes, as the sample grid draws them."""
-    kind = numpy_inputs.Pairs if self.config.model.generator == "ddsp" else numpy_inputs.Batches
-    data = kind(self.data_dir, self.config, self.labels, self.normalizer, 4, self.config.seed,
-                workers=1)
-    real = next(data)[1 if kind is numpy_inputs.Pairs else 0]
+    audio = self.config.audio
+    if self.config.model.generator == "ddsp":
+      real = records.read_split(self.data_dir, "train", audio.num_samples, limit=4,
+                                sample_rate=audio.sample_rate, pitches=self.labels.pitch_range)
+      return outputs.audio_images(real["audio"], audio.sample_rate)
+    data = numpy_inputs.Batches(self.data_dir, self.config, self.labels, self.normalizer, 4,
+                                self.config.seed, workers=1)
+    real = next(data)[0]
     data.close()
-    if kind is numpy_inputs.Batches:
-      return outputs.spectra_image(real)
-    return np.stack([outputs.audio_image(a, self.config.audio.sample_rate) / 255.0 for a in real])
+    return outputs.spectra_image(real)
 
   def _synthesizer(self, level: int) -> Synthesizer:
     """The EMA generator playing at `level`."""

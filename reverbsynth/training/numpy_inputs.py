@@ -9,6 +9,7 @@ so a stream can start after any number of examples by reading at most one epoch.
 """
 
 import concurrent.futures
+import functools
 import itertools
 import os
 import queue
@@ -122,43 +123,53 @@ class Batches:
       self.close()
 
 
+@functools.lru_cache(maxsize=4)
+def _pair_index(data_dir, shards: tuple, low: int, high: int) -> dict:
+  """{source note: {effect index: (shard path, offset, size)}} of the training records of
+  MIDI low..high in the shards [(path, sha256)] (the key: a rebuilt dataset is read again).
+  Every record is decoded once (3 s for the bass set): cached, not redone at each stage."""
+  versions = {}
+  for path, _ in shards:
+    with storage.open_read(path) as f:
+      for offset, size in tfrecord.scan(f):
+        record = records.decode(tfrecord.read_at(f, offset, size))
+        if low <= record["pitch"] <= high:
+          versions.setdefault(record["source_note"], {})[record["effect"]] = (path, offset, size)
+  return versions
+
+
 def _pairs(data_dir, config: Config, labels: Labels, seed: int, skip: int):
   """Shuffled, repeated (dry audio [N], audio [N] of the same source note through an effect
   drawn uniformly from its versions (dry too), pitch index, effect index) at the dataset's
   rate, after `skip` of them. Each epoch is a permutation of the source notes from
   (seed, epoch); the effect of each from (seed, epoch, position)."""
-  manifest = manifest_lib.read(data_dir)
-  files = manifest_lib.shard_paths(data_dir, manifest, "train")
-  if not files:
+  shards = tuple((storage.join(data_dir, s["file"]), s["sha256"])
+                 for s in manifest_lib.read(data_dir)["shards"] if s["split"] == "train")
+  if not shards:
     raise UserError(f"{data_dir} has no training split; rebuild it with a train fraction")
   low, high = labels.pitch_min, labels.pitch_min + labels.num_pitches - 1
-  handles = [storage.open_read(path) for path in files]
+  versions = _pair_index(str(data_dir), shards, low, high)
+  sources = sorted(s for s, v in versions.items() if 0 in v)
+  if not sources:
+    raise UserError(f"{data_dir} has no dry training notes in the pitch range {low}..{high}: "
+                    "the ddsp generator learns its effects from dry/wet pairs (build the "
+                    "dataset with --keep-dry)")
+  handles = {path: storage.open_read(path) for path, _ in shards}
+  read = lambda where: records.decode(tfrecord.read_at(handles[where[0]], *where[1:]))
   try:
-    versions = {}  # source note -> {effect index: (file, offset, size)}
-    for f in handles:
-      for offset, size in tfrecord.scan(f):
-        record = records.decode(tfrecord.read_at(f, offset, size))
-        if low <= record["pitch"] <= high:
-          versions.setdefault(record["source_note"], {})[record["effect"]] = (f, offset, size)
-    sources = sorted(s for s, v in versions.items() if 0 in v)
-    if not sources:
-      raise UserError(f"{data_dir} has no dry training notes in the pitch range {low}..{high}: "
-                      "the ddsp generator learns its effects from dry/wet pairs (build the "
-                      "dataset with --keep-dry)")
     epoch, within = divmod(skip, len(sources))
     for epoch in itertools.count(epoch):
-      rng = np.random.default_rng([seed, epoch])
-      order = rng.permutation(len(sources))
+      order = np.random.default_rng([seed, epoch]).permutation(len(sources))
       for position in range(within, len(sources)):
         source = versions[sources[order[position]]]
         effect = sorted(source)[np.random.default_rng([seed, epoch, position]).integers(
             len(source))]
-        dry = records.decode(tfrecord.read_at(*source[0]))
-        wet = dry if effect == 0 else records.decode(tfrecord.read_at(*source[effect]))
+        dry = read(source[0])
+        wet = dry if effect == 0 else read(source[effect])
         yield dry[records.AUDIO], wet[records.AUDIO], dry["pitch"] - low, effect
       within = 0
   finally:
-    for f in handles:
+    for f in handles.values():
       f.close()
 
 

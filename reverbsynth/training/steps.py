@@ -1,7 +1,8 @@
 """What both backends' training steps share: the networks, the generator EMA, Adam, and the
 real spectra brought to the level being trained.
 
-A backend's `Steps` (steps_tensorflow, steps_jax) adds `batches` (its input path),
+A backend's `Steps` (steps_tensorflow, steps_jax) adds `spectra_batches` (its input path
+of spectra; the ddsp family's audio pairs are the same for both),
 `run` (one D and one G update on a global batch) and, where it keeps the weights
 apart from the Keras variables while it trains (JAX), `sync` and `reload`.
 """
@@ -15,6 +16,7 @@ from reverbsynth import spectral
 from reverbsynth.model import ddsp, layers as L, networks
 from reverbsynth.runs import files
 from reverbsynth.runs.config import Config
+from reverbsynth.training import numpy_inputs
 
 def ema_decay(config: Config, batch: int) -> float:
   """The generator EMA's decay per step of `batch` images.
@@ -68,6 +70,14 @@ class Steps:
   def make_adam(self, opt):
     return keras.optimizers.Adam(opt.learning_rate, beta_1=opt.beta_1, beta_2=opt.beta_2,
                                  epsilon=1e-8)
+
+  def batches(self, data_dir, labels, batch: int, skip: int = 0):
+    """The real batches after `skip` images that `run` takes: numpy_inputs.Pairs' audio for
+    the ddsp family, the backend's `spectra_batches` for the spectral one."""
+    if self.ddsp:
+      return numpy_inputs.Pairs(data_dir, self.config, labels, self.normalizer, batch,
+                                self.config.seed, skip)
+    return self.spectra_batches(data_dir, labels, batch, skip)
 
   def draws(self, batch: int, step: int) -> tuple:
     """A step's randomness, drawn on the host from (seed, step), so that both backends take

@@ -43,12 +43,10 @@ class JaxSteps(Steps):
       for variable, value in zip(variables, self.state[group]):
         variable.assign(value)
 
-  def batches(self, data_dir, labels, batch: int, skip: int = 0):
-    """(spectra [B, T, F, 2], pitch one-hot [B, P], effect one-hot [B, E]) after `skip`
-    (ddsp: numpy_inputs.Pairs' audio), as numpy from background threads; `run` shards them
-    over the mesh."""
-    kind = numpy_inputs.Pairs if self.ddsp else numpy_inputs.Batches
-    return kind(data_dir, self.config, labels, self.normalizer, batch,
+  def spectra_batches(self, data_dir, labels, batch: int, skip: int = 0):
+    """(spectra [B, T, F, 2], pitch one-hot [B, P], effect one-hot [B, E]) after `skip`,
+    as numpy from background threads; `run` shards them over the mesh."""
+    return numpy_inputs.Batches(data_dir, self.config, labels, self.normalizer, batch,
                                 self.config.seed, skip)
 
   def run(self, level: int, batch: int, inputs: tuple, alpha: float, step: int) -> dict:

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from reverbsynth.errors import UserError
 from reverbsynth.model import losses
-from reverbsynth.training import inputs, numpy_inputs, objectives
+from reverbsynth.training import inputs, objectives
 from reverbsynth.training.steps import Steps, ema_decay
 
 
@@ -28,12 +28,8 @@ class TensorFlowSteps(Steps):
     return (keras.optimizers.LossScaleOptimizer(adam)
             if self.config.train.precision == "mixed_float16" else adam)
 
-  def batches(self, data_dir, labels, batch: int, skip: int = 0):
-    """(spectra [B, T, F, 2], pitch one-hot [B, P], effect one-hot [B, E]) after `skip`;
-    ddsp: numpy_inputs.Pairs' audio."""
-    if self.ddsp:
-      return numpy_inputs.Pairs(data_dir, self.config, labels, self.normalizer, batch,
-                                self.config.seed, skip)
+  def spectra_batches(self, data_dir, labels, batch: int, skip: int = 0):
+    """(spectra [B, T, F, 2], pitch one-hot [B, P], effect one-hot [B, E]) after `skip`."""
     return iter(self.strategy.experimental_distribute_dataset(inputs.dataset(
         data_dir, self.config, labels, self.normalizer, batch, self.config.seed, skip=skip)))
 
