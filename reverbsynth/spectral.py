@@ -26,6 +26,7 @@ class SpectralConfig:
   hop: int = 512
   frames: int = 128
   mel: bool = True
+  mel_bands: str = "gansynth"  # spectral.MEL_BANDS: how mel_matrix widens narrow bands.
 
   @property
   def bins(self) -> int:
@@ -53,27 +54,58 @@ def mel_to_hz(mel):
   return _MEL_BREAK_HZ * np.expm1(np.asarray(mel, np.float64) / _MEL_Q)
 
 
-def mel_matrix(bins: int, sample_rate: int) -> np.ndarray:
+MEL_BANDS = ("gansynth", "separate")
+
+
+def _widened(edges: np.ndarray, min_width_hz: float, shared: bool) -> tuple:
+  """(lower, center, upper) mel edges of the bands of `edges` [M + 2], each band narrower
+  than `min_width_hz` widened to that width (in mel) around its centre.
+
+  `shared`: as GANSynth's code does, the bands share one array of edges, widened in
+  place in band order: widening band i moves edge i (band i-1's centre, band i-2's upper
+  edge) and edge i + 2 (band i+1's centre, band i+2's lower edge), and later bands read
+  the moved edges. Otherwise each band is widened on its own copy of its edges.
+  """
+  half_width = lambda center: _MEL_Q * np.arcsinh(
+      0.5 * min_width_hz / (mel_to_hz(center) + _MEL_BREAK_HZ))
+  narrow = lambda lo, hi: mel_to_hz(hi) - mel_to_hz(lo) < min_width_hz
+  if shared:
+    edges = edges.copy()
+    for i in range(len(edges) - 2):
+      if narrow(edges[i], edges[i + 2]):
+        width = half_width(edges[i + 1])
+        edges[i], edges[i + 2] = edges[i + 1] - width, edges[i + 1] + width
+    return edges[:-2], edges[1:-1], edges[2:]
+  lower, center, upper = edges[:-2].copy(), edges[1:-1], edges[2:].copy()
+  widen = narrow(lower, upper)
+  lower[widen] = center[widen] - half_width(center[widen])
+  upper[widen] = center[widen] + half_width(center[widen])
+  return lower, center, upper
+
+
+@functools.lru_cache(maxsize=8)
+def mel_matrix(bins: int, sample_rate: int, bands: str = "gansynth") -> np.ndarray:
   """HTK triangular filters [bins (linear, no DC), bins (mel)] over 0..Nyquist.
 
-  As GANSynth's: the linear bins are taken as evenly spaced over 0..Nyquist, the
-  first one carries no weight, and a band narrower than 1.5 linear bins is
-  widened to that width (in mel) around its centre, so that no mel bin is empty.
+  GANSynth's: the linear bins are taken as evenly spaced over 0..Nyquist, the first
+  one carries no weight, and a band narrower than 1.5 linear bins is widened to that
+  width. `bands` "gansynth" widens them as GANSynth's code does (shared edges, moved in
+  place); "separate" each on its own (what that code seems to intend; reverbsynth's
+  matrix before 2026-12-04, kept for runs trained with it: README, IF-Mel).
   """
+  if bands not in MEL_BANDS:
+    raise ValueError(f"mel bands {bands!r} is not one of {', '.join(MEL_BANDS)}")
   nyquist = sample_rate / 2
   linear_hz = np.linspace(0.0, nyquist, bins)[1:, None]
   edges = np.linspace(hz_to_mel(0.0), hz_to_mel(nyquist), bins + 2)
-  lower, center, upper = edges[:-2].copy(), edges[1:-1], edges[2:].copy()
-  min_width = 1.5 * nyquist / bins
-  narrow = mel_to_hz(upper) - mel_to_hz(lower) < min_width
-  half_width = _MEL_Q * np.arcsinh(0.5 * min_width / (mel_to_hz(center) + _MEL_BREAK_HZ))
-  lower[narrow] = center[narrow] - half_width[narrow]
-  upper[narrow] = center[narrow] + half_width[narrow]
+  lower, center, upper = _widened(edges, 1.5 * nyquist / bins, bands == "gansynth")
   lo, mid, hi = (mel_to_hz(x)[None, :] for x in (lower, center, upper))
   rising = (linear_hz - lo) / (mid - lo)
   falling = (hi - linear_hz) / (hi - mid)
   weights = np.maximum(0.0, np.minimum(rising, falling))
-  return np.pad(weights, [[1, 0], [0, 0]]).astype(np.float32)
+  matrix = np.pad(weights, [[1, 0], [0, 0]]).astype(np.float32)
+  matrix.setflags(write=False)
+  return matrix
 
 
 def mel_filters(sample_rate: int, nfft: int, mels: int) -> np.ndarray:
@@ -204,11 +236,16 @@ class Spectral:
 
   @functools.cached_property
   def _to_mel(self):
-    return self.ops.constant(mel_matrix(self.config.bins, self.config.sample_rate))
+    return self.ops.constant(self._mel_matrix)
 
   @functools.cached_property
   def _from_mel(self):
-    return self.ops.constant(mel_inverse(mel_matrix(self.config.bins, self.config.sample_rate)))
+    return self.ops.constant(mel_inverse(self._mel_matrix))
+
+  @property
+  def _mel_matrix(self) -> np.ndarray:
+    c = self.config
+    return mel_matrix(c.bins, c.sample_rate, c.mel_bands)
 
   def unwrap(self, phase, axis: int = -2):
     """Phase with 2*pi jumps along `axis` removed (numpy.unwrap)."""

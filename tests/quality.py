@@ -21,6 +21,7 @@ distance <= 2x real's, NDB <= 6 of 50 bins, RT60 within 10 % of the preset's.
   python -m tests.quality --work DIR --evaluate RUN [--response-png PATH]
   python -m tests.quality --work DIR --curves [LABEL=]RUN|CURVE.json ... [--save DIR] [--png PATH]
   python -m tests.quality --losses LABEL=RUN ... --png PATH
+  python -m tests.quality --work DIR --mel-round-trip   (f0 through each spectral setting)
 """
 
 import argparse
@@ -84,6 +85,40 @@ def generated_notes(synth, pitches, seed: int = 1) -> dict:
   """{effect name: audio [N, S]}: one latent per asked pitch in `pitches`, for every effect."""
   z = synth.latents(len(pitches), seed)
   return {e: synth.audio(z, pitches, [e] * len(pitches)) for e in synth.labels.effects}
+
+
+# (name, sample rate, samples, nfft, hop, frames, MIDI pitches): spectral settings of the
+# configs, and the 4 kHz one of bug hunt 2; pitches whose octave above stays below a
+# quarter of the rate (pYIN's search).
+ROUND_TRIP_SIZES = (("reverbsynth, gansynth: 16 kHz, nfft 2048", 16000, 64000, 2048, 512, 128,
+                     (24, 84)),
+                    ("16 kHz, nfft 1024", 16000, 64000, 1024, 256, 256, (24, 84)),
+                    ("4 kHz, nfft 512", 4000, 16000, 512, 128, 128, (24, 71)),
+                    ("cpu: 2 kHz, nfft 256", 2000, 8000, 256, 128, 64, (28, 55)))
+
+
+def mel_round_trip(data_dir) -> str:
+  """A table: share of held-out bass notes (every effect) whose pYIN f0 stays within 50
+  cents of their pitch through each spectral setting and back (issue 26), for GANSynth's
+  mel matrix, the one widened apart, and linear bins."""
+  from reverbsynth import spectral
+  from reverbsynth.evaluation import metrics
+  rows = ["| spectra | MIDI | notes | real | mel, GANSynth's matrix | mel, widened apart "
+          "| linear |", "|---|---|---|---|---|---|---|"]
+  for name, rate, samples, nfft, hop, frames, midi in ROUND_TRIP_SIZES:
+    audio, pitches = real_notes(data_dir, rate, samples, midi)
+    at_rate, pitches = np.concatenate(list(audio.values())), np.tile(pitches, len(audio))
+    cells = [metrics.pitch_accuracy(at_rate, rate, pitches)]
+    for mel, bands in ((True, "gansynth"), (True, "separate"), (False, "gansynth")):
+      sp = spectral.Spectral(spectral.SpectralConfig(rate, samples, nfft, hop, frames, mel,
+                                                     bands))
+      back = np.concatenate([sp.spectra_to_audio(sp.audio_to_spectra(at_rate[i:i + 32])).numpy()
+                             for i in range(0, len(at_rate), 32)])
+      cells.append(metrics.pitch_accuracy(back, rate, pitches))
+    rows.append(f"| {name} | {midi[0]}-{midi[1]} | {len(at_rate)} | "
+                + " | ".join(f"{c:.1%}" for c in cells) + " |")
+  return ("Held-out SoundFont bass notes (dry and reverb), f0 within 50 cents (pYIN) as they are "
+          "and after audio -> spectra -> audio:\n\n" + "\n".join(rows))
 
 
 def figures(audio: dict, pitches, sample_rate: int, judge) -> dict:
@@ -329,6 +364,8 @@ def main(argv=None) -> int:
   parser.add_argument("--response-png", metavar="PATH", default=None,
                       help="Only the picture of the learned reverb against the preset's, of "
                            "--evaluate RUN (default: the trained run).")
+  parser.add_argument("--mel-round-trip", action="store_true",
+                      help="Only the table of f0 through each spectral setting and back.")
   parser.add_argument("--save", metavar="DIR", default=None,
                       help="With --curves: also save each run's curve as DIR/LABEL.json.")
   parser.add_argument("--png", default=os.path.join("docs", "learning-curves.png"))
@@ -343,6 +380,9 @@ def main(argv=None) -> int:
   if not os.path.exists(os.path.join(data_dir, "manifest.json")):
     _cli("build-dataset", "--effect", "reverb", "--family", "bass", "--out", data_dir,
          "--no-progress")
+  if args.mel_round_trip:
+    print(mel_round_trip(data_dir))
+    return 0
   if args.losses:
     loss_figure(dict(spec.split("=", 1) for spec in args.losses), args.png)
     print(f"wrote {args.png}")

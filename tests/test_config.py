@@ -61,7 +61,8 @@ def test_overrides_keep_the_types_of_the_config():
                        ("schedule.batch_size=[4, 4.5, 4]", "takes a int"),
                        ("train.sample_pitches=36", "takes a list"),
                        ("nope.key=1", "does not exist"), ("train.precision=3", "takes a str"),
-                       ("train.backend=torch", "not one of tensorflow, jax")]:
+                       ("train.backend=torch", "not one of tensorflow, jax"),
+                       ("spectral.mel_bands=htk", "not one of gansynth, separate")]:
     with pytest.raises(UserError, match=message):
       config_lib.load("tiny", [bad])
 
@@ -70,18 +71,24 @@ def test_the_shipped_models_config_loads():
   with open(f"{files.PRETRAINED}/{files.GENERATOR_JSON}") as f:
     saved = json.load(f)["config"]
   config = config_lib.Config.from_dict(saved)
-  # It was trained before loss.adversarial existed: that key takes its default, the weight
-  # it was trained with.
+  # It was trained before loss.adversarial and spectral.mel_bands existed: those keys take
+  # their defaults, the weight it was trained with and the mel matrix its judge used then.
   assert "adversarial" not in saved["loss"] and config.loss.adversarial == 1.0
-  assert config.to_dict() == {**saved, "loss": {**saved["loss"], "adversarial": 1.0}}
+  assert "mel_bands" not in saved["spectral"] and config.spectral.mel_bands == "separate"
+  assert config.to_dict() == {**saved, "loss": {**saved["loss"], "adversarial": 1.0},
+                              "spectral": {**saved["spectral"], "mel_bands": "separate"}}
   assert config.name == "ddsp" and config.model.generator == "ddsp"
 
 
 def test_a_config_saved_before_the_ddsp_family_and_the_jax_backend_loads_with_defaults():
   # What the 2 kHz model shipped before wrote (git history: reverbsynth/pretrained): no
-  # train.backend, model.generator, ddsp section or ddsp loss weights.
+  # train.backend, model.generator, ddsp section, ddsp loss weights or spectral.mel_bands
+  # (its mel matrix, had it used mel, was the one widened apart).
   current = config_lib.load("cpu").to_dict()
+  assert current["spectral"]["mel_bands"] == "gansynth"
+  current["spectral"]["mel_bands"] = "separate"
   saved = {**{k: v for k, v in current.items() if k != "ddsp"},
+           "spectral": {k: v for k, v in current["spectral"].items() if k != "mel_bands"},
            "model": {k: v for k, v in current["model"].items() if k != "generator"},
            "train": {k: v for k, v in current["train"].items() if k != "backend"},
            "loss": {k: current["loss"][k] for k in ("gp_weight", "drift", "ac_weight",

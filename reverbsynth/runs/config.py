@@ -24,11 +24,13 @@ class Audio:
 
 @dataclasses.dataclass(frozen=True)
 class Spectral:
-  """STFT size and hop, frames per note, mel (IF-Mel) or linear bins."""
+  """STFT size and hop, frames per note, mel (IF-Mel) or linear bins, and how the mel
+  matrix widens its narrow bands (spectral.mel_matrix)."""
   nfft: int
   hop: int
   frames: int
   mel: bool
+  mel_bands: str = "separate"  # Saved configs from before the key have the matrix of then.
 
 
 GENERATORS = ("progressive", "ddsp")
@@ -128,6 +130,9 @@ class Config:
     if self.model.generator not in GENERATORS:
       raise UserError(f"model.generator {self.model.generator!r} is not one of "
                       f"{', '.join(GENERATORS)}")
+    if self.spectral.mel_bands not in spectral.MEL_BANDS:
+      raise UserError(f"spectral.mel_bands {self.spectral.mel_bands!r} is not one of "
+                      f"{', '.join(spectral.MEL_BANDS)}")
     if self.train.backend not in BACKENDS:
       raise UserError(f"train.backend {self.train.backend!r} is not one of {', '.join(BACKENDS)}")
     if self.train.precision not in PRECISIONS:
@@ -140,7 +145,7 @@ class Config:
   def spectral_config(self) -> spectral.SpectralConfig:
     return spectral.SpectralConfig(self.audio.sample_rate, self.audio.num_samples,
                                    self.spectral.nfft, self.spectral.hop, self.spectral.frames,
-                                   self.spectral.mel)
+                                   self.spectral.mel, self.spectral.mel_bands)
 
   def to_dict(self) -> dict:
     """Plain YAML/JSON values: sections as dicts, tuples as lists."""
