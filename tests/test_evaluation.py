@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from reverbsynth.evaluation import judge as classifier, scores as evaluation
-from reverbsynth.data import records
+from reverbsynth.data import manifest as manifest_lib, records
+from reverbsynth.data.labels import Labels
+from reverbsynth.runs import config as config_lib
+from reverbsynth.training import inputs as train_input
 from reverbsynth.synthesis import synthesizer
 from tests.conftest import assert_refused, run_cli
 
@@ -94,6 +97,27 @@ def test_white_noise_scores_poorly_and_the_judge_is_cached(evaluated, early_run,
   # Real test notes are not at 0 either (a few dozen notes against the training reference);
   # the factor between them depends on the judge's training, 8-10x on the machines tried.
   assert scores["noise"]["frechet_distance"] > 3 * scores["real"]["frechet_distance"]
+
+
+def test_the_judge_does_not_hear_below_the_16_bit_floor(soundfont_dataset):
+  """A SoundFont's dry notes end in exact digital silence, whose instantaneous frequency
+  is a constant; noise far below anything audible makes it random. Without the judge's
+  dither its effect head keyed on that: -160 dB of noise made it call 78 % of real dry
+  notes "reverb" (README, bug hunt 12). What the judge sees of a dry note must not change
+  with -140 dB of noise (measured: mean IF change 0.005 with the dither, 0.21 without)."""
+  config = config_lib.load("ddsp")
+  labels = Labels.from_manifest(manifest_lib.read(soundfont_dataset), PITCHES[0],
+                                PITCHES[1] - PITCHES[0] + 1)
+  normalizer = train_input.compute_normalizer(soundfont_dataset, config, labels, 0,
+                                              classifier.heard)
+  judge = classifier.Judge(None, config, labels, normalizer, {})  # Its inputs need no model.
+  test = records.read_split(soundfont_dataset, "test", config.audio.num_samples)
+  dry = test["audio"][test["effect"] == labels.effects.index("dry")][:8]
+  assert len(dry) == 8 and np.all(dry[:, -4000:] == 0)  # What a judge could key on.
+  noise = np.random.default_rng(0).standard_normal(dry.shape).astype(np.float32) * 1e-7
+  change = np.abs(np.asarray(judge.inputs(dry)) - np.asarray(judge.inputs(dry + noise)))
+  magnitude, instantaneous_frequency = change.mean(axis=(0, 1, 2))
+  assert magnitude < 0.01 and instantaneous_frequency < 0.03, change.mean(axis=(0, 1, 2))
 
 
 def test_evaluate_bad_inputs(tmp_path, early_run, dataset, nsynth_tfrecord):

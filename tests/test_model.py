@@ -135,7 +135,8 @@ def test_envelope_loss_compares_the_mean_energy_envelope_of_each_effect():
   effect = ops.one_hot([0, 1], 2)
   shares = losses.energy_envelope(real, 1.0, 0.0)
   assert np.allclose(shares, [[0.5, 0.5, 0, 0], [1 / 3, 1 / 3, 1 / 6, 1 / 6]], atol=1e-6)
-  loss = lambda f, fe=effect: float(losses.envelope_loss(real, f, effect, fe, 1.0, 0.0))
+  loss = lambda f, fe=effect: float(losses.envelope_loss(
+      shares, losses.energy_envelope(f, 1.0, 0.0), effect, fe))
   assert loss(real) == pytest.approx(0.0, abs=1e-9)
   # Only the dry note differs: its last two frames by log(1/6 + 1e-6) - log(1e-6), its
   # first two by log(1/3) - log(1/2); the mean over 4 frames, then over 2 effects.
@@ -148,6 +149,19 @@ def test_envelope_loss_compares_the_mean_energy_envelope_of_each_effect():
   assert float(g["g_loss"]) == pytest.approx(10 * 2 * np.log(2) + 2 * loss(fake), rel=1e-5)
 
 
+def test_audio_envelope_is_each_frames_share_of_the_notes_energy():
+  # Frames of 4 samples: amplitudes 1, 1, 0.5 and silence; energies 4, 4, 1, 0.
+  audio = np.repeat([[1.0, -1.0, 0.5, 0.0]], 4, axis=1).astype(np.float32)
+  shares = ops.convert_to_numpy(losses.audio_envelope(audio, 4))
+  assert np.allclose(shares, [[4 / 9, 4 / 9, 1 / 9, 0.0]], atol=1e-6)
+  # The ddsp objective counts shares down to 1e-10 (-100 dB): a tail at -80 dB costs.
+  tail = np.concatenate([audio[:, :12], np.full((1, 4), 1e-4, np.float32)], axis=1)
+  env = lambda x: losses.audio_envelope(x, 4)
+  effect = ops.one_hot([0], 1)
+  assert float(losses.envelope_loss(env(audio), env(tail), effect, effect, 1e-10)) > 1.0
+  assert float(losses.envelope_loss(env(audio), env(tail), effect, effect, 1e-6)) < 1e-3
+
+
 def test_envelope_loss_gradient_silences_a_dry_fakes_release_and_keeps_the_wet_tail():
   # Descending the loss alone: the ringing dry fake falls silent after its release,
   # the wet fake keeps its tail. Breaks if the loss compared effects crosswise.
@@ -157,7 +171,8 @@ def test_envelope_loss_gradient_silences_a_dry_fakes_release_and_keeps_the_wet_t
   opt = keras.optimizers.SGD(0.5)
   for _ in range(200):
     with tf.GradientTape() as tape:
-      loss = losses.envelope_loss(real, fake, effect, effect, 1.0, 0.0)
+      loss = losses.envelope_loss(losses.energy_envelope(real, 1.0, 0.0),
+                                  losses.energy_envelope(fake, 1.0, 0.0), effect, effect)
     opt.apply([tape.gradient(loss, fake)], [fake])
   shares = losses.energy_envelope(fake, 1.0, 0.0).numpy()
   assert shares[0, 2:].sum() < 1e-4 and shares[1, 2:].sum() == pytest.approx(1 / 3, abs=0.02)

@@ -285,3 +285,18 @@ def test_a_step_with_the_projection_critic_and_the_envelope_term(tmp_path, datas
       terms["g_wasserstein"] + 10 * (terms["ac_pitch_fake"] + terms["ac_effect_fake"])
       + 2.0 * terms["envelope"], rel=1e-4, abs=1e-4)
   assert "loss/envelope" in _scalar_tags(tmp_path / "run" / "logs")
+
+
+def test_a_ddsp_step_with_the_envelope_term(tmp_path, dataset):
+  # The ddsp objective's envelope term, on the step's audio, enters G's loss with its weight
+  # (training.objectives: one objective for both backends' steps).
+  config = config_lib.load("tiny-ddsp", ["loss.envelope=2.0"])
+  trainer = training.Trainer(config, str(dataset), str(tmp_path / "run"))
+  terms = trainer.train(1, progress=False, max_steps=2)
+  cfg = config.loss
+  assert terms["envelope"] > 0.01  # An untrained generator's envelope is not the data's.
+  assert terms["g_loss"] == pytest.approx(
+      terms["g_wasserstein"] + cfg.ac_weight * (terms["ac_pitch_fake"] + terms["ac_effect_fake"])
+      + 2.0 * terms["envelope"] + terms["reconstruction"] + cfg.kl * terms["kl"]
+      + terms["response"], rel=1e-4, abs=1e-4)
+  assert "loss/envelope" in _scalar_tags(tmp_path / "run" / "logs")

@@ -62,7 +62,7 @@ def discriminator_loss(real, fake, penalty, pitch, effect, config,
 
 def generator_loss(fake, pitch, effect, config, envelope=None) -> dict:
   """Terms of G's loss; `pitch`/`effect` are the labels the fakes were asked for,
-  `envelope` the fakes' envelope_loss (needed when config.envelope is set)."""
+  `envelope` the fakes' envelope_loss (added with weight config.envelope when given)."""
   terms = {
       "g_wasserstein": -ops.mean(critic(fake, pitch, effect, config)),
       "ac_pitch_fake": _cross_entropy(fake[1], pitch),
@@ -70,30 +70,39 @@ def generator_loss(fake, pitch, effect, config, envelope=None) -> dict:
   }
   terms["g_loss"] = terms["g_wasserstein"] + config.ac_weight * (
       terms["ac_pitch_fake"] + terms["ac_effect_fake"])
-  if config.envelope:
+  if envelope is not None:
     terms["envelope"] = envelope
     terms["g_loss"] = terms["g_loss"] + config.envelope * envelope
   return terms
+
+
+def _shares(energies):
+  """Each frame's share of its note's energy [B, T] from frame energies [B, T]."""
+  return energies / (ops.sum(energies, axis=-1, keepdims=True) + 1e-12)
 
 
 def energy_envelope(spectra, scale: float, offset: float):
   """Each frame's share of its note's energy [B, T], for normalized spectra [B, T, F, C]
   whose channel 0 is log magnitude mapped as x * scale + offset."""
   log_magnitude = (ops.cast(spectra[..., 0], "float32") - offset) / scale
-  frames = ops.sum(ops.exp(2.0 * log_magnitude), axis=-1)
-  return frames / (ops.sum(frames, axis=-1, keepdims=True) + 1e-12)
+  return _shares(ops.sum(ops.exp(2.0 * log_magnitude), axis=-1))
 
 
-def envelope_loss(real, fake, real_effect, fake_effect, scale: float, offset: float,
-                  floor: float = 1e-6):
+def audio_envelope(audio, hop: int):
+  """Each frame's share of its note's energy [B, S / hop] for audio [B, S]."""
+  frames = ops.reshape(ops.cast(audio, "float32"), (ops.shape(audio)[0], -1, hop))
+  return _shares(ops.sum(ops.square(frames), axis=-1))
+
+
+def envelope_loss(real, fake, real_effect, fake_effect, floor: float = 1e-6):
   """Scalar: mean over effects present in both batches and frames of the squared log
-  difference of the mean energy envelopes of reals [B, T, F, C] and fakes [B', T, F, C]
-  of that effect (one-hot effects [B, K], [B', K]); shares below `floor` (-60 dB) count
-  as the floor."""
-  def mean_per_effect(spectra, effect):  # -> [K, T], counts [K]
+  difference of the mean energy envelopes (energy_envelope or audio_envelope) of reals
+  [B, T] and fakes [B', T] of that effect (one-hot effects [B, K], [B', K]); shares
+  below `floor` (default -60 dB) count as the floor."""
+  def mean_per_effect(envelope, effect):  # -> [K, T], counts [K]
     effect = ops.cast(effect, "float32")
     counts = ops.sum(effect, axis=0)
-    total = ops.matmul(ops.transpose(effect), energy_envelope(spectra, scale, offset))
+    total = ops.matmul(ops.transpose(effect), envelope)
     return total / ops.maximum(counts, 1.0)[:, None], counts
 
   real_mean, real_counts = mean_per_effect(ops.stop_gradient(real), real_effect)

@@ -63,12 +63,14 @@ def _examples(data_dir, config: Config, labels: Labels, seed: int, skip: int):
 
 
 def dataset(data_dir, config: Config, labels: Labels, normalizer: spectral.Normalizer, batch: int,
-            seed: int = 0, skip: int = 0) -> tf.data.Dataset:
-  """Batches of (spectra, pitch one-hot, effect one-hot) starting after `skip` examples."""
+            seed: int = 0, skip: int = 0, prepare=None) -> tf.data.Dataset:
+  """Batches of (spectra, pitch one-hot, effect one-hot) starting after `skip` examples;
+  `prepare` (audio [B, S] -> [B, S]), when given, is applied before the spectra."""
   sp = spectral.Spectral(config.spectral_config())
+  prepare = prepare or (lambda audio: audio)
 
   def to_spectra(audio, pitch, effect):
-    x = normalizer.normalize(sp.audio_to_spectra(audio))
+    x = normalizer.normalize(sp.audio_to_spectra(prepare(audio)))
     return (x, tf.one_hot(pitch, labels.num_pitches),
             tf.one_hot(effect, len(labels.effects)))
 
@@ -77,10 +79,13 @@ def dataset(data_dir, config: Config, labels: Labels, normalizer: spectral.Norma
                 deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
-def compute_normalizer(data_dir, config: Config, labels: Labels, seed: int = 0) -> spectral.Normalizer:
-  """spectral.Normalizer.fit over the first `train.normalizer_examples` training examples."""
+def compute_normalizer(data_dir, config: Config, labels: Labels, seed: int = 0,
+                       prepare=None) -> spectral.Normalizer:
+  """spectral.Normalizer.fit over the first `train.normalizer_examples` training examples
+  (through `prepare`, audio [N, S] -> [N, S], when given)."""
   sp = spectral.Spectral(config.spectral_config())
   count = config.train.normalizer_examples
-  audio = [a for a, _, _ in _examples(data_dir, config, labels, seed, 0).take(count)]
-  return spectral.Normalizer.fit(sp.audio_to_spectra(tf.stack(audio)).numpy(),
+  audio = tf.stack([a for a, _, _ in _examples(data_dir, config, labels, seed, 0).take(count)])
+  audio = prepare(audio) if prepare else audio
+  return spectral.Normalizer.fit(sp.audio_to_spectra(audio).numpy(),
                                  config.train.normalizer_margin)

@@ -132,8 +132,9 @@ class JaxSteps(Steps):
 
       def g_loss(weights, discriminator):
         fake = generate(weights, z_g, pitch_g, effect_g)
-        envelope = losses.envelope_loss(real, fake, effect, effect_g, scale[0],
-                                        offset[0]) if cfg.envelope else None
+        envelope_of = lambda x: losses.energy_envelope(x, scale[0], offset[0])
+        envelope = losses.envelope_loss(envelope_of(real), envelope_of(fake), effect,
+                                        effect_g) if cfg.envelope else None
         terms = losses.generator_loss(critic_of(discriminator)(fake), pitch_g, effect_g,
                                       cfg, envelope)
         return terms["g_loss"], terms

@@ -105,9 +105,10 @@ class TensorFlowSteps(Steps):
                                           fake_labels=(fake_pitch, fake_effect))
       apply(self.d_opt, d_terms["d_loss"], d.trainable_variables)
       fake = g(z_g, pitch_g, effect_g, level=level, alpha=alpha)
-      envelope = losses.envelope_loss(
-          real, fake, effect, effect_g, self.normalizer.scale[0],
-          self.normalizer.offset[0]) if cfg.envelope else None
+      envelope_of = lambda x: losses.energy_envelope(x, self.normalizer.scale[0],
+                                                     self.normalizer.offset[0])
+      envelope = losses.envelope_loss(envelope_of(real), envelope_of(fake), effect,
+                                      effect_g) if cfg.envelope else None
       g_terms = losses.generator_loss(d(fake, level=level, alpha=alpha),
                                       pitch_g, effect_g, cfg, envelope)
       apply(self.g_opt, g_terms["g_loss"], g.trainable_variables)
