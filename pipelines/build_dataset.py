@@ -43,6 +43,7 @@ from reverbsynth.pipelines import sharded_sink
 
 NAMESPACE = "reverbsynth"
 SKIPPED_EXAMPLES = 20
+MAIN, LOG = "main", "log"  # What a step's outcomes are tagged with (_branches).
 
 
 @dataclasses.dataclass
@@ -76,8 +77,20 @@ class BuildPlan:
     }
 
 
+def _branches(outcomes, label: str) -> tuple:
+  """(main, log) PCollections of a step's (MAIN | LOG, value) outcomes.
+
+  Each step has one output and the branches are filters of it, which every runner reads
+  alike: Beam's DaskRunner (2.77) sends every output of a multi-output ParDo
+  (`with_outputs`) to the tagged one.
+  """
+  keep = lambda tag: lambda outcome: [outcome[1]] if outcome[0] == tag else []
+  return (outcomes | f"{label}Main" >> beam.FlatMap(keep(MAIN)),
+          outcomes | f"{label}Log" >> beam.FlatMap(keep(LOG)))
+
+
 class ReadRefs(beam.DoFn):
-  """partition -> note refs (no audio); unreadable entries go to 'log'."""
+  """partition -> (MAIN, note ref) (no audio), (LOG, event) for unreadable or filtered ones."""
 
   def __init__(self, source: NoteSource, note_filter: NoteFilter):
     self.source = source
@@ -90,19 +103,20 @@ class ReadRefs(beam.DoFn):
     for item in self.source.refs(partition):
       if isinstance(item, Skipped):
         self.skipped.inc()
-        yield beam.pvalue.TaggedOutput("log", ("skipped", item.reason, item.what))
+        yield LOG, ("skipped", item.reason, item.what)
         continue
       self.read.inc()
       reason = self.note_filter.rejection(item.note)
       if reason:
         self.filtered.inc()
-        yield beam.pvalue.TaggedOutput("log", ("filtered", reason, ""))
+        yield LOG, ("filtered", reason, "")
       else:
-        yield item
+        yield MAIN, item
 
 
 class LoadNote(beam.DoFn):
-  """ref -> Note with audio float32 [64000] at 16 kHz; failures go to 'log'."""
+  """ref -> (MAIN, Note with audio float32 [64000] at 16 kHz); (LOG, event) for failures
+  and conforming changes."""
 
   def __init__(self, source: NoteSource):
     self.source = source
@@ -116,15 +130,16 @@ class LoadNote(beam.DoFn):
         raise SkipNote("non-finite audio")
     except SkipNote as e:
       self.skipped.inc()
-      yield beam.pvalue.TaggedOutput("log", ("skipped", str(e), ref.note.note_str))
+      yield LOG, ("skipped", str(e), ref.note.note_str)
       return
     for change in changes:
-      yield beam.pvalue.TaggedOutput("log", ("conformed", change, ""))
-    yield ref.note.with_audio(audio, SAMPLE_RATE)
+      yield LOG, ("conformed", change, "")
+    yield MAIN, ref.note.with_audio(audio, SAMPLE_RATE)
 
 
 class RenderRecords(beam.DoFn):
-  """Note -> one encoded record per effect: (sort_key, source, effect, pitch, peak, bytes)."""
+  """Note -> (MAIN, record) per effect, a record (sort_key, source, effect, pitch, peak,
+  bytes); (LOG, event) for an effect whose output is not finite."""
 
   def __init__(self, effects: list, seed: int, randomize: bool):
     self.effects = effects
@@ -142,14 +157,13 @@ class RenderRecords(beam.DoFn):
       audio = effect.apply(note.audio, values)
       if not np.isfinite(audio).all():
         self.skipped.inc()
-        yield beam.pvalue.TaggedOutput(
-            "log", ("skipped", f"non-finite output of {effect.name}", note.note_str))
+        yield LOG, ("skipped", f"non-finite output of {effect.name}", note.note_str)
         continue
       data = records.encode(note, effect_id, effect.name, effect.param_names(),
                             values, audio)
       self.written[effect.name].inc()
-      yield ((note.note_str, effect_id), note.note_str, effect_id, note.pitch,
-             float(np.abs(audio).max()), data)
+      yield MAIN, ((note.note_str, effect_id), note.note_str, effect_id, note.pitch,
+                   float(np.abs(audio).max()), data)
 
 
 def _rank(seed: int):
@@ -158,31 +172,31 @@ def _rank(seed: int):
 
 def build(p: beam.Pipeline, plan: BuildPlan, staging: str) -> None:
   """Adds the dataset graph to `p`: shards and a summary of them in `staging`."""
-  refs = (p
-          | "Partitions" >> beam.Create(plan.source.partitions())
-          | "SpreadPartitions" >> beam.Reshuffle()
-          | "ReadAndFilter" >> beam.ParDo(
-              ReadRefs(plan.source, plan.note_filter)).with_outputs("log", main="refs"))
-  selected = refs.refs
+  selected, refs_log = _branches(
+      p
+      | "Partitions" >> beam.Create(plan.source.partitions())
+      | "SpreadPartitions" >> beam.Reshuffle()
+      | "ReadAndFilter" >> beam.ParDo(ReadRefs(plan.source, plan.note_filter)), "Refs")
   if plan.max_notes:
     selected = (selected
                 | "Sample" >> beam.combiners.Top.Of(plan.max_notes, key=_rank(plan.seed))
                 | "Unpack" >> beam.FlatMap(lambda refs: refs))
   num_notes = beam.pvalue.AsSingleton(selected | "CountNotes" >> beam.combiners.Count.Globally())
-  notes = (selected
-           | "SpreadNotes" >> beam.Reshuffle()
-           | "Load" >> beam.ParDo(LoadNote(plan.source)).with_outputs("log", main="notes"))
-  rendered = (notes.notes
-              | "Effects" >> beam.ParDo(RenderRecords(plan.effects, plan.seed, plan.randomize))
-              .with_outputs("log", main="records"))
-  shards = (rendered.records
+  notes, notes_log = _branches(
+      selected
+      | "SpreadNotes" >> beam.Reshuffle()
+      | "Load" >> beam.ParDo(LoadNote(plan.source)), "Notes")
+  rendered, rendered_log = _branches(
+      notes | "Effects" >> beam.ParDo(RenderRecords(plan.effects, plan.seed, plan.randomize)),
+      "Records")
+  shards = (rendered
             | "WriteParts" >> beam.ParDo(sharded_sink.WriteParts(
                 staging, plan.seed, plan.fractions, plan.records_per_shard,
                 len(plan.effects)), num_notes)
             | "GroupShards" >> beam.GroupByKey()
             | "WriteShards" >> beam.ParDo(sharded_sink.WriteShard(staging))
             | "AllShards" >> beam.combiners.ToList())
-  log = (refs.log, notes.log, rendered.log) | "Log" >> beam.Flatten()
+  log = (refs_log, notes_log, rendered_log) | "Log" >> beam.Flatten()
   events = (log
             | "EventKeys" >> beam.Map(lambda e: (e[0], e[1]))
             | "CountEvents" >> beam.combiners.Count.PerElement())

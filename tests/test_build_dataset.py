@@ -4,6 +4,7 @@ import collections
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -34,15 +35,27 @@ def _build(out, *args):
   return manifest_lib.read(out)
 
 
+# The `built` dataset's options, but for its source: dry + reverb + delay, seed 3, 3 splits
+# of several shards each.
+BUILT = ("--effect", "reverb", "--effect", "delay", "--pitch-min", 32, "--pitch-max", 84,
+         "--seed", 3, "--valid-fraction", 0.3, "--test-fraction", 0.3, "--records-per-shard", 4)
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, nsynth_tfrecord):
-  """A dataset from the NSynth TFRecord fixture: dry + reverb + delay, seed 3."""
+  """A dataset from the NSynth TFRecord fixture (BUILT), by the local DirectRunner."""
   out = tmp_path_factory.mktemp("built") / "ds"
-  manifest = _build(out, "--source", nsynth_tfrecord, "--effect", "reverb",
-                    "--effect", "delay", "--pitch-min", 32, "--pitch-max", 84,
-                    "--seed", 3, "--valid-fraction", 0.3, "--test-fraction", 0.3,
-                    "--records-per-shard", 4)
-  return out, manifest
+  return out, _build(out, "--source", nsynth_tfrecord, *BUILT)
+
+
+def assert_same_shards(built, other) -> None:
+  """The dataset in `other` has the `built` dataset's shards, byte for byte."""
+  first_dir, first = built
+  again = manifest_lib.read(other)
+  assert [(s["file"], s["sha256"]) for s in again["shards"]] == \
+         [(s["file"], s["sha256"]) for s in first["shards"]]
+  for s in first["shards"]:
+    assert (first_dir / s["file"]).read_bytes() == (other / s["file"]).read_bytes()
 
 
 def test_counts_in_equal_counts_out_per_effect(built, fixture_notes):
@@ -118,15 +131,9 @@ def test_tf_data_reads_the_dataset(built):
 
 
 def test_same_seed_gives_byte_identical_shards(tmp_path, built, nsynth_tfrecord):
-  first_dir, first = built
-  again = _build(tmp_path / "again", "--source", nsynth_tfrecord, "--effect", "reverb",
-                 "--effect", "delay", "--pitch-min", 32, "--seed", 3, "--valid-fraction", 0.3,
-                 "--test-fraction", 0.3, "--records-per-shard", 4,
-                 "--direct_num_workers=1")  # Other parallelism, same bytes.
-  assert [(s["file"], s["sha256"]) for s in again["shards"]] == \
-         [(s["file"], s["sha256"]) for s in first["shards"]]
-  for s in first["shards"]:
-    assert (first_dir / s["file"]).read_bytes() == (tmp_path / "again" / s["file"]).read_bytes()
+  _build(tmp_path / "again", "--source", nsynth_tfrecord, *BUILT,
+         "--direct_num_workers=1")  # Other parallelism, same bytes.
+  assert_same_shards(built, tmp_path / "again")
 
 
 def test_randomized_params_follow_the_seed(tmp_path, nsynth_tfrecord):
@@ -249,3 +256,35 @@ def test_steps_may_run_again_and_only_the_launcher_commits(tmp_path, nsynth_tfre
                                  ["train", "valid", "test"], overwrite=False)
   assert manifest["counts"]["per_effect"] == {"dry": 10, "bitcrush": 10}
   manifest_lib.verify(out)
+
+
+# --- other runners: the same graph on Beam's portable path and on Dask ---------------------
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def test_the_portable_runner_builds_the_same_shards(tmp_path, built, nsynth_tfrecord):
+  """Beam's portable path, the one the Flink and Spark runners take, through a local job
+  service (what a Flink or Spark job server is to it)."""
+  port = _free_port()
+  service = subprocess.Popen(
+      [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
+       "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  try:
+    deadline = time.time() + 60
+    while time.time() < deadline:
+      with socket.socket() as s:
+        if s.connect_ex(("localhost", port)) == 0:
+          break
+      time.sleep(0.2)
+    _build(tmp_path / "portable", "--source", nsynth_tfrecord, *BUILT,
+           "--runner", "PortableRunner", "--job_endpoint", f"localhost:{port}",
+           "--environment_type", "LOOPBACK")
+  finally:
+    service.terminate()
+    service.wait()
+  assert_same_shards(built, tmp_path / "portable")
