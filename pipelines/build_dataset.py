@@ -16,6 +16,7 @@ Options are those of `reverbsynth build-dataset`; unknown ones go to Beam.
 
 import contextlib
 import dataclasses
+import importlib
 import logging
 import os
 import sys
@@ -227,8 +228,37 @@ def source_from_spec(spec) -> NoteSource:
   return nsynth.TFRecordSource(spec)
 
 
+# Runners by the short names reverbsynth gives them (Beam knows them by module path only),
+# with the extra that installs what they need.
+RUNNERS = {"DaskRunner": ("reverbsynth.pipelines.dask_runner.DaskRunner", "dask")}
+
+
+def _runner_named(args) -> list:
+  """Beam arguments with a short --runner name of RUNNERS spelled out, and that runner's
+  options registered with Beam (its module imported); UserError if it is not installed."""
+  args = list(args)
+  for i, arg in enumerate(args):
+    if arg == "--runner" and i + 1 < len(args):
+      at, name = i + 1, args[i + 1]
+    elif arg.startswith("--runner="):
+      at, name = i, arg.split("=", 1)[1]
+    else:
+      continue
+    if name in RUNNERS:
+      path, extra = RUNNERS[name]
+      try:
+        importlib.import_module(path.rsplit(".", 1)[0])
+      except ImportError as e:
+        raise UserError(f"--runner {name} needs {e.name}: pip install 'reverbsynth[{extra}]'"
+                        ) from None
+      args[at] = path if at > i else f"--runner={path}"
+    break
+  return args
+
+
 def check_beam_args(args) -> None:
   """Extra arguments go to Beam: one it does not know, or a bad value, is refused here."""
+  args = _runner_named(args)
   parsers = []
   PipelineOptions([]).get_all_options(add_extra_args_fn=parsers.append)
 
@@ -247,7 +277,7 @@ def check_beam_args(args) -> None:
 
 def pipeline_options(beam_args) -> PipelineOptions:
   """Beam options; locally, every core in separate processes, nothing downloaded."""
-  args = list(beam_args)
+  args = _runner_named(beam_args)
   given = {a.split("=", 1)[0] for a in args if a.startswith("--")}
   if "--runner" not in given:
     args.append("--runner=DirectRunner")
@@ -353,7 +383,7 @@ def _beam_pipeline(beam_args) -> beam.Pipeline:
 
 
 def _quiet_beam_logs():
-  for name in ("apache_beam", "absl"):
+  for name in ("apache_beam", "absl", "distributed"):
     logging.getLogger(name).setLevel(logging.ERROR)
 
 

@@ -168,8 +168,9 @@ def build_dataset(ctx, source, effects, keep_dry, randomize, families, sources,
                   overwrite, progress):
   """Render notes through effects into effect-labelled, sharded TFRecords.
 
-  Any other option goes to Apache Beam, e.g. --runner DataflowRunner or
-  --direct_num_workers 4. Example:
+  Any other option goes to Apache Beam, e.g. --runner DataflowRunner,
+  --runner DaskRunner --dask_client_address ADDRESS, or --direct_num_workers 4.
+  Example:
 
     reverbsynth build-dataset --effect reverb --family bass
   """

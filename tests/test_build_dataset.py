@@ -288,3 +288,65 @@ def test_the_portable_runner_builds_the_same_shards(tmp_path, built, nsynth_tfre
     service.terminate()
     service.wait()
   assert_same_shards(built, tmp_path / "portable")
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+  """A local Dask cluster of two worker processes (each restarted by its nanny if killed)
+  and a client of it."""
+  import distributed  # The dask extra, which `make test` installs.
+  with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                dashboard_address=None) as cluster:
+    with distributed.Client(cluster) as client:
+      yield cluster, client
+
+
+def _dask_build(out, source, cluster, **popen):
+  return subprocess.Popen(
+      [sys.executable, "-m", "reverbsynth", "build-dataset", "--out", str(out), "--no-progress",
+       "--source", str(source), *map(str, BUILT), "--runner", "DaskRunner",
+       "--dask_client_address", cluster.scheduler_address],
+      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def test_dask_builds_the_same_shards(tmp_path, built, nsynth_tfrecord, dask_cluster):
+  build = _dask_build(tmp_path / "dask", nsynth_tfrecord, dask_cluster[0])
+  _, stderr = build.communicate(timeout=600)
+  assert build.returncode == 0, stderr
+  assert_same_shards(built, tmp_path / "dask")
+
+
+def test_a_dask_worker_killed_mid_build(tmp_path, built, nsynth_tfrecord, dask_cluster):
+  """The build completes with the same shards (Dask reruns the lost tasks), or fails in one
+  line and leaves nothing that looks like a dataset."""
+  cluster, client = dask_cluster
+  out = tmp_path / "dask"
+  pids = client.run(os.getpid)
+  build = _dask_build(out, nsynth_tfrecord, cluster)
+  killed = None
+  while build.poll() is None and killed is None:
+    busy = [worker for worker, tasks in client.processing().items() if tasks]
+    if busy:
+      assert not (out / "manifest.json").exists()
+      os.kill(pids[busy[0]], signal.SIGKILL)
+      killed = busy[0]
+    time.sleep(0.02)
+  _, stderr = build.communicate(timeout=600)
+  assert killed, "no worker was seen running a task of the build"
+  if build.returncode == 0:
+    assert_same_shards(built, out)
+  else:
+    assert len([l for l in stderr.splitlines() if l.startswith("reverbsynth: ")]) == 1, stderr
+    assert "Traceback" not in stderr
+    assert not (out / "manifest.json").exists() and not list(out.glob("*.tfrecord"))
+
+
+def test_a_runner_that_is_not_installed_is_refused_in_one_line(tmp_path, monkeypatch):
+  from reverbsynth.errors import UserError
+  from reverbsynth.pipelines import build_dataset
+  monkeypatch.setitem(build_dataset.RUNNERS, "NopeRunner", ("nope_beam_runner.NopeRunner", "nope"))
+  with pytest.raises(UserError, match=r"--runner NopeRunner needs nope_beam_runner: "
+                                      r"pip install 'reverbsynth\[nope\]'"):
+    build_dataset.check_beam_args(["--runner", "NopeRunner"])
+  assert build_dataset._runner_named(["--runner=DaskRunner", "--x"]) == [
+      "--runner=reverbsynth.pipelines.dask_runner.DaskRunner", "--x"]
