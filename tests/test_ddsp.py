@@ -10,7 +10,9 @@ import pytest
 import soundfile as sf
 
 from conftest import assert_refused, run_cli
+from reverbsynth.data.labels import Labels
 from reverbsynth.model import ddsp
+from reverbsynth.runs import config as config_lib, files
 
 CONFIG = ddsp.DdspConfig(num_samples=16000, start_frames=8, num_levels=4, harmonics=60,
                          noise_bands=33, response_samples=800, channels=16, critic_mels=32)
@@ -88,6 +90,23 @@ def test_a_response_is_a_dry_gain_plus_a_convolution_that_starts_as_the_dry_note
   out = _np(layer(audio, effect))
   np.testing.assert_allclose(out[1], expected, atol=2e-4)
   np.testing.assert_allclose(out[0], audio[0], atol=1e-5)
+
+
+def test_the_dry_effects_response_is_the_identity_whatever_its_weights():
+  # Learned, the dry label's taps kept Adam's step noise and rang on at -96 dB after the
+  # release of every dry note (bug hunt 12).
+  c = CONFIG
+  audio = np.random.default_rng(2).standard_normal((2, c.num_samples)).astype(np.float32)
+  layer = ddsp.Responses(2, c.response_samples, dry=(0,))
+  layer.build(None)
+  for taps in layer.taps:
+    taps.assign(np.full(c.response_samples - 1, 1e-3, np.float32))
+  layer.dry.assign(np.array([0.05, 0.05], np.float32))
+  out = _np(layer(audio, _one_hot([0, 1], 2)))
+  assert np.array_equal(out[0], audio[0])
+  assert np.abs(out[1] - audio[1]).max() > 0.1
+  labels = Labels(24, 61, ("dry", "reverb", "delay"))
+  assert files.model_config(config_lib.load("ddsp"), labels).dry_effects == (0,)
 
 
 @pytest.fixture(scope="module")

@@ -29,9 +29,9 @@ import yaml
 
 from reverbsynth import paths, storage
 from reverbsynth.errors import UserError
+from reverbsynth.data.labels import DRY
 from reverbsynth.data.notes.note import NUM_SAMPLES, SAMPLE_RATE, to_mono
 
-DRY = "dry"
 # Each note is processed with this much silence after it, so that effects
 # with latency or look-ahead deliver all NUM_SAMPLES samples; then NUM_SAMPLES
 # are kept. What rings inside the 4 s window (the released last second) stays.

@@ -10,6 +10,7 @@ from reverbsynth.errors import UserError
 # is the note convolved with one impulse response, which the ddsp generator learns as such
 # (model.ddsp.Responses).
 LINEAR_TYPES = frozenset({"reverb", "delay", "convolution"})
+DRY = "dry"  # The label of notes through no effect.
 
 
 def is_linear(chain) -> bool:
@@ -27,6 +28,11 @@ class Labels:
   # The effects that are linear and time-invariant (data.effects.is_linear), learned as
   # impulse responses by the ddsp generator. Runs from before have none recorded.
   linear: tuple = dataclasses.field(default=(), compare=False)
+
+  @property
+  def dry_ids(self) -> tuple:
+    """Indices of the dry effect labels (the note as it is)."""
+    return tuple(i for i, name in enumerate(self.effects) if name == DRY)
 
   @property
   def pitch_range(self) -> range:

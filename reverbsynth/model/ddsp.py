@@ -48,10 +48,12 @@ class DdspConfig:
   response_samples: int = 40000
   channels: int = 128
   critic_mels: int = 128
+  dry_effects: tuple = ()  # Effect labels that are the note as it is: no response to learn.
 
   @classmethod
-  def from_config(cls, config, num_pitches: int, num_effects: int):
-    """From a training config (runs.config.Config) and the label vocabularies' sizes."""
+  def from_config(cls, config, num_pitches: int, num_effects: int, dry_effects=()):
+    """From a training config (runs.config.Config), the label vocabularies' sizes and the
+    dry labels' indices."""
     d = config.ddsp
     return cls(sample_rate=config.audio.sample_rate, num_samples=config.audio.num_samples,
                latent_size=config.model.latent_size, num_pitches=num_pitches,
@@ -59,7 +61,8 @@ class DdspConfig:
                start_frames=config.model.start_shape[0], num_levels=config.model.num_levels,
                harmonics=d.harmonics, noise_bands=d.noise_bands,
                response_samples=int(round(d.response_seconds * config.audio.sample_rate)),
-               channels=d.channels, critic_mels=d.critic_mels)
+               channels=d.channels, critic_mels=d.critic_mels,
+               dry_effects=tuple(dry_effects))
 
   @property
   def frames(self) -> int:
@@ -174,15 +177,20 @@ class Responses(keras.layers.Layer):
   (audio [B, S], effect one-hot [B, E]) -> dry_gain * audio + audio * response.
   The response's first tap is the dry path's, so it is left out (the taps start one
   sample late). Weights are 1-D per effect (zero at the start: every effect begins as the
-  dry note), scaled at run time as the equalized layers are.
+  dry note), scaled at run time as the equalized layers are. The `dry` effects' response
+  is the identity whatever their weights: learned, its taps' noise (Adam's steps) rang on
+  at -96 dB after a dry note's release, where real dry notes are silent (README, bug
+  hunt 12).
   """
 
   TAP_SCALE = 0.1   # Adam moves a weight by about its learning rate a step: these scales
   DRY_SCALE = 10.0  # set how fast taps and gains move (equalized learning rate).
 
-  def __init__(self, num_effects: int, samples: int, **kwargs):
+  def __init__(self, num_effects: int, samples: int, dry=(), **kwargs):
     super().__init__(**kwargs)
     self.num_effects, self.samples = num_effects, samples
+    self.learned = np.ones(num_effects, np.float32)  # [E]: 0 for the dry effects.
+    self.learned[list(dry)] = 0.0
 
   def build(self, *shapes):
     self.dry = self.add_weight(shape=(self.num_effects,), initializer="zeros", name="dry")
@@ -191,12 +199,12 @@ class Responses(keras.layers.Layer):
 
   def impulse_responses(self):
     """[E, R]: each effect's response without its dry path (tap 0 is zero)."""
-    taps = ops.stack([t.value for t in self.taps]) * self.TAP_SCALE
+    taps = ops.stack([t.value for t in self.taps]) * (self.TAP_SCALE * self.learned[:, None])
     return ops.pad(taps, [(0, 0), (1, 0)])
 
   def dry_gains(self):
     """[E]: each effect's gain of the dry signal."""
-    return 1.0 + self.DRY_SCALE * self.dry.value
+    return 1.0 + self.DRY_SCALE * self.dry.value * self.learned
 
   def call(self, audio, effect, frozen=False):
     """With `frozen`, no gradient reaches the responses (only the audio's)."""
@@ -277,7 +285,7 @@ class DdspGenerator(keras.Model):
         for _ in range(2, c.num_levels + 1)]
     self.to_controls = [L.EqualizedConv1D(c.controls, 1, gain=1.0)
                         for _ in range(c.num_levels)]
-    self.responses = Responses(c.num_effects, c.response_samples)
+    self.responses = Responses(c.num_effects, c.response_samples, c.dry_effects)
     self.encoder = FrameStack(c.channels, 4)
     self.posterior = L.EqualizedDense(2 * c.latent_size, gain=1.0)
 

@@ -44,7 +44,8 @@ def model_config(config: Config, labels: Labels):
   """The network shapes of a training config (networks.ModelConfig or ddsp.DdspConfig, by
   model.generator), with its label vocabularies' sizes."""
   if config.model.generator == "ddsp":
-    return ddsp.DdspConfig.from_config(config, labels.num_pitches, len(labels.effects))
+    return ddsp.DdspConfig.from_config(config, labels.num_pitches, len(labels.effects),
+                                       labels.dry_ids)
   return networks.ModelConfig.from_config(config.model, labels.num_pitches,
                                          len(labels.effects))
 
