@@ -303,7 +303,7 @@ def curves_figure(curves: dict, path) -> None:
   plt.close(fig)
 
 
-LOSSES = ("loss/reconstruction", "loss/response", "loss/kl", "loss/d_wasserstein")
+LOSSES = ("loss/reconstruction", "loss/response", "loss/kl", "loss/d_wasserstein", "loss/envelope")
 
 
 def scalars(run_dir, tags=LOSSES) -> dict:
