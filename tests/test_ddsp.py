@@ -60,6 +60,32 @@ def test_harmonics_above_nyquist_are_silenced_and_the_rest_sum_to_one():
     np.testing.assert_allclose(distribution[row].sum(-1), 1.0, atol=1e-5)
 
 
+
+def test_noise_that_follows_the_amplitude_falls_with_the_note():
+  # The same weights with and without the key: the noise bands are scaled by the note's
+  # amplitude, so where the note fades out its noise floor fades with it.
+  import dataclasses
+  free = ddsp.DdspGenerator(CONFIG)
+  ddsp.build_generator(free)
+  follows = ddsp.DdspGenerator(dataclasses.replace(CONFIG, noise_follows_amplitude=True))
+  ddsp.build_generator(follows)
+  follows.set_weights(free.get_weights())
+  z = np.random.default_rng(1).standard_normal((2, CONFIG.latent_size)).astype(np.float32)
+  labels = (_one_hot([0, 30], CONFIG.num_pitches), _one_hot([0, 1], 2))
+  a, b = free.controls(z, *labels), follows.controls(z, *labels)
+  np.testing.assert_allclose(_np(b["noise_magnitudes"]),
+                             _np(a["noise_magnitudes"] * a["amplitude"]), rtol=1e-5, atol=1e-12)
+  assert np.abs(_np(b["noise_magnitudes"]) - _np(a["noise_magnitudes"])).max() > 1e-6
+
+
+def test_saved_configs_from_before_the_noise_key_play_free_noise(tmp_path):
+  saved = config_lib.load("ddsp").to_dict()
+  del saved["ddsp"]["noise_follows_amplitude"]
+  path = tmp_path / "old.yaml"
+  import yaml
+  path.write_text(yaml.safe_dump(saved))
+  assert config_lib.load(str(path)).ddsp.noise_follows_amplitude is False
+
 def test_filtered_noise_puts_its_energy_in_the_asked_band():
   c = CONFIG
   magnitudes = np.zeros((1, c.frames, c.noise_bands), np.float32)

@@ -48,6 +48,7 @@ class DdspConfig:
   response_samples: int = 40000
   channels: int = 128
   critic_mels: int = 128
+  noise_follows_amplitude: bool = False
   dry_effects: tuple = ()  # Effect labels that are the note as it is: no response to learn.
 
   @classmethod
@@ -62,6 +63,7 @@ class DdspConfig:
                harmonics=d.harmonics, noise_bands=d.noise_bands,
                response_samples=int(round(d.response_seconds * config.audio.sample_rate)),
                channels=d.channels, critic_mels=d.critic_mels,
+               noise_follows_amplitude=d.noise_follows_amplitude,
                dry_effects=tuple(dry_effects))
 
   @property
@@ -311,7 +313,8 @@ class DdspGenerator(keras.Model):
 
   def controls(self, z, pitch, effect, level=None, alpha=1.0) -> dict:
     """Synth controls at the top frame rate: amplitude [B, T, 1], harmonic distribution
-    [B, T, K] (sums to 1 over the harmonics below Nyquist), noise magnitudes [B, T, N]."""
+    [B, T, K] (sums to 1 over the harmonics below Nyquist), noise magnitudes [B, T, N]
+    (relative to the amplitude with `noise_follows_amplitude`)."""
     c = self.config
     level = level or c.num_levels
     raw = _upsample_frames(ops.cast(self._raw_controls(z, pitch, effect, level, alpha),
@@ -319,9 +322,10 @@ class DdspGenerator(keras.Model):
     audible = ops.expand_dims(ops.matmul(pitch, _harmonic_tables(c)[2]), 1)  # [B, 1, K]
     distribution = exp_sigmoid(raw[..., 1:1 + c.harmonics]) * audible
     distribution = distribution / (ops.sum(distribution, axis=-1, keepdims=True) + 1e-7)
-    return {"amplitude": exp_sigmoid(raw[..., :1]),
-            "harmonic_distribution": distribution,
-            "noise_magnitudes": exp_sigmoid(raw[..., 1 + c.harmonics:] - 5.0)}
+    amplitude = exp_sigmoid(raw[..., :1])
+    noise = exp_sigmoid(raw[..., 1 + c.harmonics:] - 5.0)
+    return {"amplitude": amplitude, "harmonic_distribution": distribution,
+            "noise_magnitudes": noise * amplitude if c.noise_follows_amplitude else noise}
 
   def dry(self, z, pitch, effect, level=None, alpha=1.0):
     """The synths' audio [B, S] before the effect's response."""

@@ -54,12 +54,15 @@ class Model:
 class Ddsp:
   """The ddsp generator's synths and networks (model.ddsp): harmonics and noise bands per
   frame, the effects' learned impulse responses' length, the networks' channels, the mel
-  bands that the critic and the encoder see."""
+  bands that the critic and the encoder see; `noise_follows_amplitude` scales the noise
+  bands by the note's amplitude (its floor falls with the note; saved configs from before
+  the key play free noise)."""
   harmonics: int = 100
   noise_bands: int = 65
   response_seconds: float = 2.5
   channels: int = 128
   critic_mels: int = 128
+  noise_follows_amplitude: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
