@@ -1,6 +1,7 @@
 """The ddsp generator family: its synths and learned responses against numpy, and the whole
 chain (train under both backends, resume, export, generate, render, apply) on tiny-ddsp."""
 
+import dataclasses
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -8,6 +9,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import numpy as np
 import pytest
 import soundfile as sf
+import yaml
 
 from conftest import assert_refused, run_cli
 from reverbsynth.data.labels import Labels
@@ -60,11 +62,9 @@ def test_harmonics_above_nyquist_are_silenced_and_the_rest_sum_to_one():
     np.testing.assert_allclose(distribution[row].sum(-1), 1.0, atol=1e-5)
 
 
-
 def test_noise_that_follows_the_amplitude_falls_with_the_note():
   # The same weights with and without the key: the noise bands are scaled by the note's
   # amplitude, so where the note fades out its noise floor fades with it.
-  import dataclasses
   free = ddsp.DdspGenerator(CONFIG)
   ddsp.build_generator(free)
   follows = ddsp.DdspGenerator(dataclasses.replace(CONFIG, noise_follows_amplitude=True))
@@ -82,9 +82,9 @@ def test_saved_configs_from_before_the_noise_key_play_free_noise(tmp_path):
   saved = config_lib.load("ddsp").to_dict()
   del saved["ddsp"]["noise_follows_amplitude"]
   path = tmp_path / "old.yaml"
-  import yaml
   path.write_text(yaml.safe_dump(saved))
   assert config_lib.load(str(path)).ddsp.noise_follows_amplitude is False
+
 
 def test_filtered_noise_puts_its_energy_in_the_asked_band():
   c = CONFIG
