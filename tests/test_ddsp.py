@@ -46,6 +46,32 @@ def test_the_oscillator_bank_plays_exact_harmonics_at_the_asked_pitch(pitch):
   assert np.abs(out - expected).max() < 1e-4
 
 
+@pytest.mark.parametrize("cents", [-20.0, 3.0])
+def test_a_detuned_note_plays_its_harmonics_at_the_detuned_f0(cents):
+  # Harmonics 1 and 5 of MIDI 40 raised by `cents`: sines at the detuned frequencies, sample
+  # by sample to the last one (a 3-cent error would be a quarter cycle off at the end).
+  c, t, pitch = CONFIG, np.arange(CONFIG.num_samples), 40
+  amplitudes = np.zeros((1, c.frames, c.harmonics), np.float32)
+  amplitudes[0, :, 0], amplitudes[0, :, 4] = 0.5, 0.25
+  out = _np(ddsp.harmonic_synth(amplitudes, c, _one_hot(pitch - c.pitch_min, c.num_pitches),
+                                np.full((1, 1), cents, np.float32)))[0]
+  f0 = 440 * 2 ** ((pitch - 69) / 12 + cents / 1200)
+  expected = 0.5 * np.sin(2 * np.pi * f0 * t / c.sample_rate) + 0.25 * np.sin(
+      2 * np.pi * 5 * f0 * t / c.sample_rate)
+  assert np.abs(out - expected).max() < 1e-3
+
+
+def test_a_learned_detune_stays_within_its_bound_and_plays_through_the_generator():
+  c = dataclasses.replace(CONFIG, detune_cents=20.0)
+  generator = ddsp.DdspGenerator(c)
+  ddsp.build_generator(generator)
+  z = 3 * np.random.default_rng(2).standard_normal((4, c.latent_size)).astype(np.float32)
+  labels = (_one_hot([0, 10, 20, 30], c.num_pitches), _one_hot([0, 1, 0, 1], 2))
+  detune = _np(generator.controls(z, *labels)["detune"])
+  assert detune.shape == (4, 1) and np.all(np.abs(detune) <= 20.0) and np.ptp(detune) > 0
+  assert np.isfinite(_np(generator(z, *labels))).all()
+
+
 def test_harmonics_above_nyquist_are_silenced_and_the_rest_sum_to_one():
   c = CONFIG
   generator = ddsp.DdspGenerator(c)

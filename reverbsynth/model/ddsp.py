@@ -49,6 +49,7 @@ class DdspConfig:
   channels: int = 128
   critic_mels: int = 128
   noise_follows_amplitude: bool = False
+  detune_cents: float = 0.0  # A learned per-note f0 deviation within +-this (0: exact pitch).
   dry_effects: tuple = ()  # Effect labels that are the note as it is: no response to learn.
 
   @classmethod
@@ -64,7 +65,7 @@ class DdspConfig:
                response_samples=int(round(d.response_seconds * config.audio.sample_rate)),
                channels=d.channels, critic_mels=d.critic_mels,
                noise_follows_amplitude=d.noise_follows_amplitude,
-               dry_effects=tuple(dry_effects))
+               detune_cents=d.detune_cents, dry_effects=tuple(dry_effects))
 
   @property
   def frames(self) -> int:
@@ -78,7 +79,8 @@ class DdspConfig:
 
   @property
   def controls(self) -> int:
-    return 1 + self.harmonics + self.noise_bands
+    """Raw control channels: amplitude, harmonics, noise bands (and detune when learned)."""
+    return 1 + self.harmonics + self.noise_bands + (1 if self.detune_cents else 0)
 
   def f0(self) -> np.ndarray:
     """Hz of each pitch label [P]."""
@@ -101,26 +103,42 @@ def exp_sigmoid(x, exponent: float = 10.0, max_value: float = 2.0, threshold: fl
 @functools.lru_cache(maxsize=4)
 def _harmonic_tables(config: DdspConfig):
   """float32 tables per pitch: frame-start phases [P, T, 2K] (sin | cos), within-frame
-  phases [P, 2K, hop] (cos | sin), and each harmonic's place below Nyquist [P, K]."""
+  phases [P, 2K, hop] (cos | sin), each harmonic's place below Nyquist [P, K], and, for a
+  detuned note, the cycles at each frame's start [P, T, K] and the within-frame phases
+  [P, K, hop] in radians."""
   c = config
   k = np.arange(1, c.harmonics + 1, dtype=np.float64)
   cycles = c.f0()[:, None] * k[None, :] / c.sample_rate  # [P, K] per sample
-  start = 2 * np.pi * np.mod(cycles[:, None, :] * (np.arange(c.frames) * c.hop)[None, :, None], 1)
-  within = 2 * np.pi * np.mod(cycles[:, :, None] * np.arange(c.hop)[None, None, :], 1)
+  start_cycles = cycles[:, None, :] * (np.arange(c.frames) * c.hop)[None, :, None]
+  start = 2 * np.pi * np.mod(start_cycles, 1)
+  within = 2 * np.pi * cycles[:, :, None] * np.arange(c.hop)[None, None, :]
   frame_start = np.concatenate([np.sin(start), np.cos(start)], axis=-1)
   frame_within = np.concatenate([np.cos(within), np.sin(within)], axis=1)
   audible = (cycles < 0.5).astype(np.float64)
-  return tuple(t.astype(np.float32) for t in (frame_start, frame_within, audible))
+  return tuple(t.astype(np.float32) for t in (frame_start, frame_within, audible,
+                                              start_cycles, within))
 
 
-def harmonic_synth(amplitudes, config: DdspConfig, pitch):
+def harmonic_synth(amplitudes, config: DdspConfig, pitch, detune=None):
   """Audio [B, S] of per-harmonic amplitudes [B, T, K] at the top frame rate (linearly
-  cross-faded from frame to frame) for pitch one-hot [B, P]."""
+  cross-faded from frame to frame) for pitch one-hot [B, P], each note's f0 raised by
+  `detune` cents [B, 1] if given.
+
+  Detuned by a ratio r, harmonic k's phase is r times the tabled one: at a frame's start
+  the exact (float64) phase plus 2 pi (r - 1) cycles, within a frame r times its phase."""
   c = config
-  start, within, _ = _harmonic_tables(c)
+  start, within, _, start_cycles, within_phase = _harmonic_tables(c)
   select = lambda table: ops.reshape(
       ops.matmul(pitch, ops.reshape(table, (c.num_pitches, -1))), (-1, *table.shape[1:]))
   start, within = select(start), select(within)       # [B, T, 2K], [B, 2K, hop]
+  if detune is not None:
+    ratio = ops.power(2.0, ops.expand_dims(detune, -1) / 1200.0)  # [B, 1, 1]
+    shift = 2 * np.pi * (ratio - 1.0) * select(start_cycles)       # [B, T, K]
+    sin_a, cos_a = start[..., :c.harmonics], start[..., c.harmonics:]
+    sin_d, cos_d = ops.sin(shift), ops.cos(shift)
+    start = ops.concatenate([sin_a * cos_d + cos_a * sin_d, cos_a * cos_d - sin_a * sin_d], -1)
+    phase = select(within_phase) * ratio                   # [B, K, hop]
+    within = ops.concatenate([ops.cos(phase), ops.sin(phase)], axis=1)
   following = ops.concatenate([amplitudes[:, 1:], amplitudes[:, -1:]], axis=1)
   now = ops.matmul(ops.tile(amplitudes, (1, 1, 2)) * start, within)   # [B, T, hop]
   after = ops.matmul(ops.tile(following, (1, 1, 2)) * start, within)
@@ -314,7 +332,8 @@ class DdspGenerator(keras.Model):
   def controls(self, z, pitch, effect, level=None, alpha=1.0) -> dict:
     """Synth controls at the top frame rate: amplitude [B, T, 1], harmonic distribution
     [B, T, K] (sums to 1 over the harmonics below Nyquist), noise magnitudes [B, T, N]
-    (relative to the amplitude with `noise_follows_amplitude`)."""
+    (relative to the amplitude with `noise_follows_amplitude`); with `detune_cents`, the
+    note's f0 deviation in cents [B, 1] (the mean of a channel over the frames)."""
     c = self.config
     level = level or c.num_levels
     raw = _upsample_frames(ops.cast(self._raw_controls(z, pitch, effect, level, alpha),
@@ -323,15 +342,18 @@ class DdspGenerator(keras.Model):
     distribution = exp_sigmoid(raw[..., 1:1 + c.harmonics]) * audible
     distribution = distribution / (ops.sum(distribution, axis=-1, keepdims=True) + 1e-7)
     amplitude = exp_sigmoid(raw[..., :1])
-    noise = exp_sigmoid(raw[..., 1 + c.harmonics:] - 5.0)
-    return {"amplitude": amplitude, "harmonic_distribution": distribution,
-            "noise_magnitudes": noise * amplitude if c.noise_follows_amplitude else noise}
+    noise = exp_sigmoid(raw[..., 1 + c.harmonics:1 + c.harmonics + c.noise_bands] - 5.0)
+    controls = {"amplitude": amplitude, "harmonic_distribution": distribution,
+                "noise_magnitudes": noise * amplitude if c.noise_follows_amplitude else noise}
+    if c.detune_cents:
+      controls["detune"] = c.detune_cents * ops.tanh(ops.mean(raw[:, :, -1:], axis=1))
+    return controls
 
   def dry(self, z, pitch, effect, level=None, alpha=1.0):
     """The synths' audio [B, S] before the effect's response."""
     controls = self.controls(z, pitch, effect, level, alpha)
     harmonic = harmonic_synth(controls["amplitude"] * controls["harmonic_distribution"],
-                              self.config, pitch)
+                              self.config, pitch, controls.get("detune"))
     return harmonic + noise_synth(controls["noise_magnitudes"], self.config)
 
   def respond(self, audio, effect, frozen=False):

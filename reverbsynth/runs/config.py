@@ -56,13 +56,16 @@ class Ddsp:
   frame, the effects' learned impulse responses' length, the networks' channels, the mel
   bands that the critic and the encoder see; `noise_follows_amplitude` scales the noise
   bands by the note's amplitude (its floor falls with the note; saved configs from before
-  the key play free noise)."""
+  the key play free noise); `detune_cents` lets each note's f0 deviate from its pitch by a
+  learned amount within +- that many cents (0: the pitch's exact f0, as in saved configs
+  from before the key)."""
   harmonics: int = 100
   noise_bands: int = 65
   response_seconds: float = 2.5
   channels: int = 128
   critic_mels: int = 128
   noise_follows_amplitude: bool = False
+  detune_cents: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
