@@ -71,16 +71,16 @@ def test_the_shipped_models_config_loads():
   with open(f"{files.PRETRAINED}/{files.GENERATOR_JSON}") as f:
     saved = json.load(f)["config"]
   config = config_lib.Config.from_dict(saved)
-  # It was trained before loss.adversarial, spectral.mel_bands, ddsp.noise_follows_amplitude and
-  # ddsp.detune_cents existed: those keys take their defaults, the weight, mel matrix, noise
-  # and exact f0 it was trained with.
+  # It was trained before loss.adversarial, spectral.mel_bands, ddsp.noise_follows_amplitude,
+  # ddsp.detune_cents and ddsp.response_step existed: those keys take their defaults, the
+  # weight, mel matrix, noise, exact f0 and responses' scale it was trained with.
   assert "adversarial" not in saved["loss"] and config.loss.adversarial == 1.0
   assert "mel_bands" not in saved["spectral"] and config.spectral.mel_bands == "separate"
-  assert not {"noise_follows_amplitude", "detune_cents"} & set(saved["ddsp"])
+  assert not {"noise_follows_amplitude", "detune_cents", "response_step"} & set(saved["ddsp"])
   assert config.to_dict() == {**saved, "loss": {**saved["loss"], "adversarial": 1.0},
                               "spectral": {**saved["spectral"], "mel_bands": "separate"},
                               "ddsp": {**saved["ddsp"], "noise_follows_amplitude": False,
-                                       "detune_cents": 0.0}}
+                                       "detune_cents": 0.0, "response_step": 1.0}}
   assert config.name == "ddsp" and config.model.generator == "ddsp"
 
 

@@ -50,7 +50,7 @@ def test_the_oscillator_bank_plays_exact_harmonics_at_the_asked_pitch(pitch):
 def test_a_detuned_note_plays_its_harmonics_at_the_detuned_f0(cents):
   # Harmonics 1 and 5 of MIDI 40 raised by `cents`: sines at the detuned frequencies, sample
   # by sample to the last one (a 3-cent error would be a quarter cycle off at the end).
-  c, t, pitch = CONFIG, np.arange(CONFIG.num_samples), 40
+  c, t, pitch = dataclasses.replace(CONFIG, detune_cents=20.0), np.arange(CONFIG.num_samples), 40
   amplitudes = np.zeros((1, c.frames, c.harmonics), np.float32)
   amplitudes[0, :, 0], amplitudes[0, :, 4] = 0.5, 0.25
   out = _np(ddsp.harmonic_synth(amplitudes, c, _one_hot(pitch - c.pitch_min, c.num_pitches),
@@ -70,6 +70,15 @@ def test_a_learned_detune_stays_within_its_bound_and_plays_through_the_generator
   detune = _np(generator.controls(z, *labels)["detune"])
   assert detune.shape == (4, 1) and np.all(np.abs(detune) <= 20.0) and np.ptp(detune) > 0
   assert np.isfinite(_np(generator(z, *labels))).all()
+  # A harmonic just below Nyquist at the exact f0 but above it at +20 cents is silenced.
+  f = np.arange(1, c.harmonics + 1)[None, :] * c.f0()[:, None]
+  pitch, k = np.argwhere((f < c.sample_rate / 2) & (f * 2 ** (20 / 1200) >= c.sample_rate / 2))[0]
+  for config, silenced in [(c, True), (CONFIG, False)]:
+    model = generator if silenced else ddsp.DdspGenerator(config)
+    ddsp.build_generator(model)
+    distribution = _np(model.controls(z[:1], _one_hot([pitch], c.num_pitches), _one_hot([0], 2))[
+        "harmonic_distribution"])
+    assert np.all(distribution[0, :, k] == 0) == silenced
 
 
 def test_harmonics_above_nyquist_are_silenced_and_the_rest_sum_to_one():
@@ -125,11 +134,12 @@ def test_filtered_noise_puts_its_energy_in_the_asked_band():
   assert out.std() > 0.01 and out.shape == (c.num_samples,)
 
 
-def test_a_response_is_a_dry_gain_plus_a_convolution_that_starts_as_the_dry_note():
+@pytest.mark.parametrize("step", [1.0, 0.15])
+def test_a_response_is_a_dry_gain_plus_a_convolution_that_starts_as_the_dry_note(step):
   c = CONFIG
   rng = np.random.default_rng(1)
   audio = rng.standard_normal((2, c.num_samples)).astype(np.float32)
-  layer = ddsp.Responses(2, c.response_samples)
+  layer = ddsp.Responses(2, c.response_samples, step=step)
   layer.build(None)
   effect = _one_hot([0, 1], 2)
   np.testing.assert_allclose(_np(layer(audio, effect)), audio, atol=1e-5)  # Zero at the start.
@@ -137,8 +147,8 @@ def test_a_response_is_a_dry_gain_plus_a_convolution_that_starts_as_the_dry_note
       -np.arange(c.response_samples - 1) / 200).astype(np.float32)
   layer.taps[1].assign(taps)
   layer.dry.assign(np.array([0.0, -0.03], np.float32))
-  response = np.concatenate([[0.0], taps * layer.TAP_SCALE])
-  expected = (1 - 0.03 * layer.DRY_SCALE) * audio[1] + np.convolve(audio[1], response)[:c.num_samples]
+  response = np.concatenate([[0.0], taps * layer.TAP_SCALE * step])
+  expected = (1 - 0.03 * layer.DRY_SCALE * step) * audio[1] + np.convolve(audio[1], response)[:c.num_samples]
   out = _np(layer(audio, effect))
   np.testing.assert_allclose(out[1], expected, atol=2e-4)
   np.testing.assert_allclose(out[0], audio[0], atol=1e-5)

@@ -50,6 +50,7 @@ class DdspConfig:
   critic_mels: int = 128
   noise_follows_amplitude: bool = False
   detune_cents: float = 0.0  # A learned per-note f0 deviation within +-this (0: exact pitch).
+  response_step: float = 1.0  # The responses' step relative to the network's (Responses).
   dry_effects: tuple = ()  # Effect labels that are the note as it is: no response to learn.
 
   @classmethod
@@ -65,7 +66,8 @@ class DdspConfig:
                response_samples=int(round(d.response_seconds * config.audio.sample_rate)),
                channels=d.channels, critic_mels=d.critic_mels,
                noise_follows_amplitude=d.noise_follows_amplitude,
-               detune_cents=d.detune_cents, dry_effects=tuple(dry_effects))
+               detune_cents=d.detune_cents, response_step=d.response_step,
+               dry_effects=tuple(dry_effects))
 
   @property
   def frames(self) -> int:
@@ -103,9 +105,10 @@ def exp_sigmoid(x, exponent: float = 10.0, max_value: float = 2.0, threshold: fl
 @functools.lru_cache(maxsize=4)
 def _harmonic_tables(config: DdspConfig):
   """float32 tables per pitch: frame-start phases [P, T, 2K] (sin | cos), within-frame
-  phases [P, 2K, hop] (cos | sin), each harmonic's place below Nyquist [P, K], and, for a
-  detuned note, the cycles at each frame's start [P, T, K] and the within-frame phases
-  [P, K, hop] in radians."""
+  phases [P, 2K, hop] (cos | sin), each harmonic's place below Nyquist [P, K] (at the
+  highest f0 a detune allows, so that no detuned harmonic aliases), and, with
+  `detune_cents`, the cycles at each frame's start [P, T, K] and the within-frame phases
+  [P, K, hop] in radians (None without)."""
   c = config
   k = np.arange(1, c.harmonics + 1, dtype=np.float64)
   cycles = c.f0()[:, None] * k[None, :] / c.sample_rate  # [P, K] per sample
@@ -114,15 +117,16 @@ def _harmonic_tables(config: DdspConfig):
   within = 2 * np.pi * cycles[:, :, None] * np.arange(c.hop)[None, None, :]
   frame_start = np.concatenate([np.sin(start), np.cos(start)], axis=-1)
   frame_within = np.concatenate([np.cos(within), np.sin(within)], axis=1)
-  audible = (cycles < 0.5).astype(np.float64)
-  return tuple(t.astype(np.float32) for t in (frame_start, frame_within, audible,
-                                              start_cycles, within))
+  audible = (cycles * 2.0 ** (abs(c.detune_cents) / 1200.0) < 0.5).astype(np.float64)
+  tables = [frame_start, frame_within, audible]
+  tables += [start_cycles, within] if c.detune_cents else [None, None]
+  return tuple(None if t is None else t.astype(np.float32) for t in tables)
 
 
 def harmonic_synth(amplitudes, config: DdspConfig, pitch, detune=None):
   """Audio [B, S] of per-harmonic amplitudes [B, T, K] at the top frame rate (linearly
   cross-faded from frame to frame) for pitch one-hot [B, P], each note's f0 raised by
-  `detune` cents [B, 1] if given.
+  `detune` cents [B, 1] if given (only with `config.detune_cents` set).
 
   Detuned by a ratio r, harmonic k's phase is r times the tabled one: at a frame's start
   the exact (float64) phase plus 2 pi (r - 1) cycles, within a frame r times its phase."""
@@ -200,15 +204,16 @@ class Responses(keras.layers.Layer):
   dry note), scaled at run time as the equalized layers are. The `dry` effects' response
   is the identity whatever their weights: learned, its taps' noise (Adam's steps) rang on
   at -96 dB after a dry note's release, where real dry notes are silent (README, bug
-  hunt 12).
+  hunt 12). `step` scales how fast taps and gains move against the network's weights.
   """
 
   TAP_SCALE = 0.1   # Adam moves a weight by about its learning rate a step: these scales
   DRY_SCALE = 10.0  # set how fast taps and gains move (equalized learning rate).
 
-  def __init__(self, num_effects: int, samples: int, dry=(), **kwargs):
+  def __init__(self, num_effects: int, samples: int, dry=(), step: float = 1.0, **kwargs):
     super().__init__(**kwargs)
     self.num_effects, self.samples = num_effects, samples
+    self.tap_scale, self.dry_scale = self.TAP_SCALE * step, self.DRY_SCALE * step
     self.learned = np.ones(num_effects, np.float32)  # [E]: 0 for the dry effects.
     self.learned[list(dry)] = 0.0
 
@@ -219,12 +224,12 @@ class Responses(keras.layers.Layer):
 
   def impulse_responses(self):
     """[E, R]: each effect's response without its dry path (tap 0 is zero)."""
-    taps = ops.stack([t.value for t in self.taps]) * (self.TAP_SCALE * self.learned[:, None])
+    taps = ops.stack([t.value for t in self.taps]) * (self.tap_scale * self.learned[:, None])
     return ops.pad(taps, [(0, 0), (1, 0)])
 
   def dry_gains(self):
     """[E]: each effect's gain of the dry signal."""
-    return 1.0 + self.DRY_SCALE * self.dry.value * self.learned
+    return 1.0 + self.dry_scale * self.dry.value * self.learned
 
   def call(self, audio, effect, frozen=False):
     """With `frozen`, no gradient reaches the responses (only the audio's)."""
@@ -305,7 +310,8 @@ class DdspGenerator(keras.Model):
         for _ in range(2, c.num_levels + 1)]
     self.to_controls = [L.EqualizedConv1D(c.controls, 1, gain=1.0)
                         for _ in range(c.num_levels)]
-    self.responses = Responses(c.num_effects, c.response_samples, c.dry_effects)
+    self.responses = Responses(c.num_effects, c.response_samples, c.dry_effects,
+                               c.response_step)
     self.encoder = FrameStack(c.channels, 4)
     self.posterior = L.EqualizedDense(2 * c.latent_size, gain=1.0)
 

@@ -58,7 +58,8 @@ class Ddsp:
   bands by the note's amplitude (its floor falls with the note; saved configs from before
   the key play free noise); `detune_cents` lets each note's f0 deviate from its pitch by a
   learned amount within +- that many cents (0: the pitch's exact f0, as in saved configs
-  from before the key)."""
+  from before the key); `response_step` scales how fast the responses' taps and dry gains
+  move against the network's weights (1: as in saved configs from before the key)."""
   harmonics: int = 100
   noise_bands: int = 65
   response_seconds: float = 2.5
@@ -66,6 +67,7 @@ class Ddsp:
   critic_mels: int = 128
   noise_follows_amplitude: bool = False
   detune_cents: float = 0.0
+  response_step: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
