@@ -113,12 +113,17 @@ def test_noise_that_follows_the_amplitude_falls_with_the_note():
   assert np.abs(_np(b["noise_magnitudes"]) - _np(a["noise_magnitudes"])).max() > 1e-6
 
 
-def test_saved_configs_from_before_the_noise_key_play_free_noise(tmp_path):
+def test_saved_configs_from_before_the_noise_detune_and_step_keys_play_as_they_were_trained(
+    tmp_path):
+  # Free noise, the exact f0 and the responses' first scale (the model shipped before).
   saved = config_lib.load("ddsp").to_dict()
-  del saved["ddsp"]["noise_follows_amplitude"]
+  for key in ("noise_follows_amplitude", "detune_cents", "response_step"):
+    del saved["ddsp"][key]
   path = tmp_path / "old.yaml"
   path.write_text(yaml.safe_dump(saved))
-  assert config_lib.load(str(path)).ddsp.noise_follows_amplitude is False
+  ddsp_config = config_lib.load(str(path)).ddsp
+  assert (ddsp_config.noise_follows_amplitude, ddsp_config.detune_cents,
+          ddsp_config.response_step) == (False, 0.0, 1.0)
 
 
 def test_filtered_noise_puts_its_energy_in_the_asked_band():

