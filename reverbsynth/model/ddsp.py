@@ -107,8 +107,8 @@ def _harmonic_tables(config: DdspConfig):
   """float32 tables per pitch: frame-start phases [P, T, 2K] (sin | cos), within-frame
   phases [P, 2K, hop] (cos | sin), each harmonic's place below Nyquist [P, K] (at the
   highest f0 a detune allows, so that no detuned harmonic aliases), and, with
-  `detune_cents`, the cycles at each frame's start [P, T, K] and the within-frame phases
-  [P, K, hop] in radians (None without)."""
+  `detune_cents`, the fundamental's cycles at each frame's start [P, T] and its
+  within-frame phase [P, hop] in radians (None without)."""
   c = config
   k = np.arange(1, c.harmonics + 1, dtype=np.float64)
   cycles = c.f0()[:, None] * k[None, :] / c.sample_rate  # [P, K] per sample
@@ -119,8 +119,19 @@ def _harmonic_tables(config: DdspConfig):
   frame_within = np.concatenate([np.cos(within), np.sin(within)], axis=1)
   audible = (cycles * 2.0 ** (abs(c.detune_cents) / 1200.0) < 0.5).astype(np.float64)
   tables = [frame_start, frame_within, audible]
-  tables += [start_cycles, within] if c.detune_cents else [None, None]
+  tables += [start_cycles[..., 0], within[:, 0]] if c.detune_cents else [None, None]
   return tuple(None if t is None else t.astype(np.float32) for t in tables)
+
+
+def _harmonic_phasors(angle, count: int):
+  """cos and sin of k * angle for k = 1..count, each [..., count], from angle [...]: by
+  angle addition, doubling the harmonics each step (one sin and cos, then products)."""
+  cos, sin = ops.cos(angle)[..., None], ops.sin(angle)[..., None]
+  while cos.shape[-1] < count:
+    cos_m, sin_m = cos[..., -1:], sin[..., -1:]  # Of m * angle, m the harmonics so far.
+    cos, sin = (ops.concatenate([cos, cos * cos_m - sin * sin_m], -1),
+                ops.concatenate([sin, sin * cos_m + cos * sin_m], -1))
+  return cos[..., :count], sin[..., :count]
 
 
 def harmonic_synth(amplitudes, config: DdspConfig, pitch, detune=None):
@@ -129,20 +140,20 @@ def harmonic_synth(amplitudes, config: DdspConfig, pitch, detune=None):
   `detune` cents [B, 1] if given (only with `config.detune_cents` set).
 
   Detuned by a ratio r, harmonic k's phase is r times the tabled one: at a frame's start
-  the exact (float64) phase plus 2 pi (r - 1) cycles, within a frame r times its phase."""
+  the exact (float64) phase plus 2 pi (r - 1) k fundamental cycles, within a frame r times
+  its phase; harmonic k's of both from the fundamental's (_harmonic_phasors)."""
   c = config
   start, within, _, start_cycles, within_phase = _harmonic_tables(c)
   select = lambda table: ops.reshape(
       ops.matmul(pitch, ops.reshape(table, (c.num_pitches, -1))), (-1, *table.shape[1:]))
   start, within = select(start), select(within)       # [B, T, 2K], [B, 2K, hop]
   if detune is not None:
-    ratio = ops.power(2.0, ops.expand_dims(detune, -1) / 1200.0)  # [B, 1, 1]
-    shift = 2 * np.pi * (ratio - 1.0) * select(start_cycles)       # [B, T, K]
-    sin_a, cos_a = start[..., :c.harmonics], start[..., c.harmonics:]
-    sin_d, cos_d = ops.sin(shift), ops.cos(shift)
+    raised = ops.expm1(detune * (math.log(2.0) / 1200.0))  # r - 1 [B, 1]
+    cos_d, sin_d = _harmonic_phasors(2 * np.pi * raised * select(start_cycles), c.harmonics)
+    sin_a, cos_a = start[..., :c.harmonics], start[..., c.harmonics:]   # [B, T, K] each
     start = ops.concatenate([sin_a * cos_d + cos_a * sin_d, cos_a * cos_d - sin_a * sin_d], -1)
-    phase = select(within_phase) * ratio                   # [B, K, hop]
-    within = ops.concatenate([ops.cos(phase), ops.sin(phase)], axis=1)
+    cos_w, sin_w = _harmonic_phasors((1.0 + raised) * select(within_phase), c.harmonics)
+    within = ops.transpose(ops.concatenate([cos_w, sin_w], -1), (0, 2, 1))  # [B, 2K, hop]
   following = ops.concatenate([amplitudes[:, 1:], amplitudes[:, -1:]], axis=1)
   now = ops.matmul(ops.tile(amplitudes, (1, 1, 2)) * start, within)   # [B, T, hop]
   after = ops.matmul(ops.tile(following, (1, 1, 2)) * start, within)
