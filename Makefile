@@ -6,8 +6,8 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: demo test bench quality system-deps clean
 
-# The default dataset, the ddsp config's first DEMO_STAGES stages (2: about 8 minutes; 9: all,
-# about 35 minutes, the same run continued), then the example song rendered with reverb and
+# The default dataset, the ddsp config's first DEMO_STAGES stages (2: 10-15 minutes; 9: all,
+# about an hour, the same run continued), then the example song rendered with reverb and
 # dry, by that run and by the model shipped in the package, and the shipped model's learned
 # reverb put on the dry rendering with `reverbsynth apply`.
 DEMO_STAGES ?= 2
