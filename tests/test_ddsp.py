@@ -249,4 +249,4 @@ def test_train_without_a_config_picks_ddsp_on_a_machine_without_a_gpu(dataset, t
                    "--no-progress", env={"CUDA_VISIBLE_DEVICES": ""})
   assert result.returncode == 0, result.stderr
   assert "config ddsp: the 16 kHz ddsp generator" in result.stderr
-  assert "step 1 (tensorflow)" in result.stdout
+  assert "step 1 (jax)" in result.stdout  # The ddsp config trains on JAX.

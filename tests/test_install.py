@@ -18,8 +18,8 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parent.parent
 BUILD_INPUTS = ("pyproject.toml", "README.md", "LICENSE", "reverbsynth", "pipelines", "configs")
 # Top-level names in site-packages that only the `train` extra brings.
-TRAIN_ONLY = ("tensorflow", "tensorboard", "keras", "matplotlib", "mpl_toolkits", "pylab")
-TRAIN_MODULES = ("tensorflow", "keras", "tensorboard", "matplotlib")
+TRAIN_ONLY = ("tensorflow", "tensorboard", "keras", "jax", "matplotlib", "mpl_toolkits", "pylab")
+TRAIN_MODULES = ("tensorflow", "keras", "tensorboard", "matplotlib", "jax")
 
 
 def _run(args, cwd, env=None, timeout=600):
