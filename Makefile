@@ -4,13 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench quality system-deps clean
+.PHONY: demo test lint bench quality system-deps clean
 
-# The default dataset, the ddsp config's first DEMO_STAGES stages (2: 10-15 minutes; 9: all,
+# The default dataset, the ddsp config's first DEMO_STAGES stages (1: 6-8 minutes; 9: all,
 # about an hour, the same run continued), then the example song rendered with reverb and
 # dry, by that run and by the model shipped in the package, and the shipped model's learned
 # reverb put on the dry rendering with `reverbsynth apply`.
-DEMO_STAGES ?= 2
+DEMO_STAGES ?= 1
 DEMO_RUN = $${REVERBSYNTH_HOME:-$$HOME/reverbsynth}/runs/ddsp-reverb-bass
 demo: $(STAMP)
 	$(BIN)/reverbsynth build-dataset --effect reverb --family bass --overwrite
@@ -29,6 +29,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
+# ruff (pyproject.toml's [tool.ruff]); .ci/run runs it before the tests.
+lint: $(STAMP)
+	$(BIN)/ruff check reverbsynth pipelines tests tools
+
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks
 
@@ -38,7 +42,8 @@ bench: $(STAMP)
 quality: $(STAMP)
 	$(BIN)/python -m tests.quality
 
-# FluidSynth (to render SoundFont notes) is a system library.
+# FluidSynth (to render SoundFont notes) is a system library; Chromium (headless) is what
+# tests/test_evaluation.py opens report.html in. Both come from apt-get where we are root.
 system-deps:
 	@if ldconfig -p 2>/dev/null | grep -q libfluidsynth; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -49,6 +54,14 @@ system-deps:
 	  echo "  sudo apt-get install libfluidsynth3    (Debian/Ubuntu)"; \
 	  echo "  brew install fluid-synth               (macOS)"; \
 	  exit 1; \
+	fi
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing chromium with apt-get (the report page's browser test)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+	    || echo "chromium did not install: the browser test will be skipped"; \
+	else \
+	  echo "chromium is missing: the report page's browser test will be skipped"; \
 	fi
 
 $(STAMP): pyproject.toml | system-deps

@@ -24,7 +24,7 @@ import tempfile
 import threading
 import traceback
 import uuid
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import apache_beam as beam
 import numpy as np
@@ -33,14 +33,15 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
 import reverbsynth
-from reverbsynth import storage
-from reverbsynth.data import manifest as manifest_lib, records
+from reverbsynth import paths, storage
+from reverbsynth.data import effects as effects_lib, manifest as manifest_lib, records
 from reverbsynth.data.notes import nsynth, soundfont
-from reverbsynth.errors import UserError
 from reverbsynth.data.notes.filters import NoteFilter
 from reverbsynth.data.notes.note import NUM_SAMPLES, SAMPLE_RATE, conform
-from reverbsynth.data.notes.sources import NoteSource, Skipped, SkipNote
+from reverbsynth.data.notes.sources import NoteSource, SkipNote, Skipped
+from reverbsynth.errors import UserError
 from reverbsynth.pipelines import sharded_sink
+from reverbsynth.progress import Progress
 
 NAMESPACE = "reverbsynth"
 SKIPPED_EXAMPLES = 20
@@ -55,11 +56,30 @@ class BuildPlan:
   effects: list  # [Effect], label order.
   out: str
   seed: int = 0
-  max_notes: Optional[int] = None
+  max_notes: int | None = None
   randomize: bool = False
   fractions: tuple = (("train", 0.8), ("valid", 0.1), ("test", 0.1))
   records_per_shard: int = 500
   overwrite: bool = False
+
+  @classmethod
+  def from_options(cls, *, source, effects, keep_dry, randomize, families, sources, pitch_min,
+                   pitch_max, velocities, exclude_qualities, max_notes, seed, valid_fraction,
+                   test_fraction, records_per_shard, out, overwrite) -> "BuildPlan":
+    """The plan of `reverbsynth build-dataset`'s options (each as its --option); UserError
+    on a bad one. `out` None: the default dataset directory of the effects and families."""
+    effects = effects or ("reverb",)
+    note_filter = NoteFilter.from_names(families, sources, pitch_min, pitch_max,
+                                        velocities, exclude_qualities)
+    vocabulary = effects_lib.vocabulary(effects, keep_dry)
+    if valid_fraction + test_fraction >= 1:
+      raise UserError("--valid-fraction + --test-fraction must leave room for train (< 1)")
+    out = storage.resolve(out) if out else str(paths.default_dataset_dir(effects, families))
+    return cls(source=source_from_spec(source), note_filter=note_filter, effects=vocabulary,
+               out=out, seed=seed, max_notes=max_notes, randomize=randomize,
+               fractions=(("train", 1 - valid_fraction - test_fraction),
+                          ("valid", valid_fraction), ("test", test_fraction)),
+               records_per_shard=records_per_shard, overwrite=overwrite)
 
   def header(self) -> dict:
     """The manifest's description of the inputs and settings."""
@@ -302,12 +322,17 @@ def _stderr_to(log_fd: int):
   """Sends file descriptor 2 (this process's and its workers') and Beam's Python log lines
   to `log_fd`.
 
-  Yields a writable stream on the real stderr, for the progress bar.
+  Yields a writable stream on Python's stderr, for the progress bar: the real stderr, where
+  file descriptor 2 may be the CLI's filter of native log lines (a pipe, not a terminal).
   """
   sys.stderr.flush()
+  try:
+    shown = sys.stderr.fileno()
+  except (AttributeError, OSError, ValueError):  # A captured stderr (io.UnsupportedOperation).
+    shown = 2
+  terminal = os.fdopen(os.dup(shown), "w")
   saved = os.dup(2)
   os.dup2(log_fd, 2)
-  terminal = os.fdopen(os.dup(saved), "w")
   beam = logging.getLogger("apache_beam")
   to_log = logging.StreamHandler(os.fdopen(os.dup(log_fd), "w"))
   beam.addHandler(to_log)
@@ -325,9 +350,10 @@ def _stderr_to(log_fd: int):
 
 
 class _Progress:
-  """Shows records written while the pipeline runs, from the writers' progress files."""
+  """Shows records written while the pipeline runs, from the writers' progress files: a bar
+  on a terminal, one summary line in a log (progress.Progress)."""
 
-  def __init__(self, staging: str, total: Optional[int], stream):
+  def __init__(self, staging: str, total: int | None, stream):
     self.directory = os.path.join(staging, sharded_sink.PROGRESS_DIR)
     self.total = total
     self.stream = stream
@@ -346,23 +372,27 @@ class _Progress:
     return done
 
   def _run(self):
-    from tqdm import tqdm
-    with tqdm(total=self.total, unit="rec", desc="build-dataset",
-              file=self.stream, dynamic_ncols=True) as bar:
-      while not self._stop.wait(0.5):
-        bar.update(max(0, self._count() - bar.n))
-      bar.update(max(0, self._count() - bar.n))
+    while not self._stop.wait(0.5):
+      self._update()
+
+  def _update(self):
+    self._bar.update(max(0, self._count() - self._bar.count))
 
   def __enter__(self):
+    self._bar = Progress(True, self.total, "record", "build-dataset", stream=self.stream)
     self._thread.start()
     return self
 
   def __exit__(self, *exc):
+    """The last count, and the summary line in a log, only when the pipeline succeeded."""
     self._stop.set()
     self._thread.join()
+    if exc[0] is None:
+      self._update()
+    self._bar.__exit__(*exc)
 
 
-def _expected_records(plan: BuildPlan) -> Optional[int]:
+def _expected_records(plan: BuildPlan) -> int | None:
   """Records the build will write, when refs can be listed cheaply (not TFRecords)."""
   if not plan.source.lists_refs_cheaply:
     return None

@@ -1,16 +1,16 @@
 """The `reverbsynth` command: one thin command per verb, the work done elsewhere."""
 
 import contextlib
+import functools
+import importlib.util
 import itertools
 import logging
 import os
-import re
-import shutil
-import signal
 import sys
 
 import click
 
+from reverbsynth import console, paths, storage
 from reverbsynth.errors import Failure, UserError
 
 
@@ -23,17 +23,15 @@ def _latest(given, found, what: str, option: str, maker: str, doing: str):
   if given is not None:
     return given
   if found is None:
-    from reverbsynth import paths
     raise UserError(f"no {what} under {paths.home()}: make one with 'reverbsynth {maker}', "
                     f"or give {option}")
   _echo_err(f"{doing} {found} (the latest {what}; {option} to choose)")
   return found
 
 
-def _run(run, doing: str):
+def _run_dir(run, doing: str):
   """--run, else the run 'reverbsynth train' exported last, else the generator shipped
   with the package (said on stderr)."""
-  from reverbsynth import paths
   from reverbsynth.runs import files
   found = paths.latest_run()
   shipped = files.pretrained() if run is None and found is None else None
@@ -45,7 +43,6 @@ def _run(run, doing: str):
 
 
 def _dataset(data, doing: str):
-  from reverbsynth import paths
   return _latest(data, paths.latest_dataset(), "dataset", "--data", "build-dataset", doing)
 
 
@@ -53,41 +50,25 @@ class _UserPath(click.Path):
   """click.Path, given as the user means it: against the working directory, ~ expanded."""
 
   def convert(self, value, param, ctx):
-    from reverbsynth import storage
     return super().convert(storage.resolve(value), param, ctx)
 
 
-def _writable_dir(path: str, option: str) -> None:
-  """UserError unless the directory `path` exists or can be made (no file in the way)."""
-  existing = os.path.abspath(path)
-  while not os.path.exists(existing):
-    existing = os.path.dirname(existing)
-  if not os.path.isdir(existing):
-    raise UserError(f"{option} {path}: {existing} is a file, not a directory")
-  if not os.access(existing, os.W_OK | os.X_OK):
-    raise UserError(f"{option} {path}: cannot write in {existing}")
+# What the `train` extra brings (import names): the verbs that run a model need all of it.
+TRAIN_EXTRA = ("tensorflow", "keras", "jax", "tensorboard", "matplotlib")
 
 
-def _writable_file(path: str, option: str) -> None:
-  """UserError unless the file `path` can be written (not a directory; its folder can be made)."""
-  if os.path.isdir(path):
-    raise UserError(f"{option} {path} is a directory: give a file name")
-  _writable_dir(os.path.dirname(path), option)
-
-
-@contextlib.contextmanager
-def _removed_on_error(path: str):
-  """Removes what the block made of the directory `path` (and of its missing parents) if it
-  raises: a refused or broken set-up leaves nothing behind."""
-  top, path = None, os.path.abspath(path)
-  while not os.path.exists(path):
-    top, path = path, os.path.dirname(path)
-  try:
-    yield
-  except BaseException:
-    if top:
-      shutil.rmtree(top, ignore_errors=True)
-    raise
+def _needs_train_extra(command):
+  """Refuses the command in one line, before any work, where the train extra is missing (as
+  on a Beam worker's install, which builds datasets only)."""
+  @functools.wraps(command)
+  def checked(*args, **kwargs):
+    missing = [name for name in TRAIN_EXTRA if importlib.util.find_spec(name) is None]
+    if missing:
+      raise UserError(f"'reverbsynth {click.get_current_context().info_name}' needs the train "
+                      f"extra ({', '.join(missing)} not installed): pip install "
+                      "'reverbsynth[train]'")
+    return command(*args, **kwargs)
+  return checked
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -100,7 +81,7 @@ def cli(verbose):
   build-dataset renders notes through effects into TFRecords; see each
   command's --help.
   """
-  _show_logs(logging.INFO if verbose else logging.WARNING)
+  console.show_logs(logging.INFO if verbose else logging.WARNING)
 
 
 _progress_option = click.option(
@@ -162,10 +143,7 @@ def _run_option(what: str = "A run directory (or its generator/)"):
 @click.option("--overwrite", is_flag=True, help="Replace a dataset already in --out.")
 @_progress_option
 @click.pass_context
-def build_dataset(ctx, source, effects, keep_dry, randomize, families, sources,
-                  pitch_min, pitch_max, velocities, exclude_qualities, max_notes,
-                  seed, valid_fraction, test_fraction, records_per_shard, out,
-                  overwrite, progress):
+def build_dataset(ctx, progress, **options):
   """Render notes through effects into effect-labelled, sharded TFRecords.
 
   Any other option goes to Apache Beam, e.g. --runner DataflowRunner,
@@ -174,40 +152,25 @@ def build_dataset(ctx, source, effects, keep_dry, randomize, families, sources,
 
     reverbsynth build-dataset --effect reverb --family bass
   """
-  from reverbsynth import paths, storage
-  from reverbsynth.data import effects as effects_lib, manifest
-  from reverbsynth.data.notes.filters import NoteFilter
+  from reverbsynth.data import manifest
   from reverbsynth.pipelines import build_dataset as pipeline
   pipeline.check_beam_args(ctx.args)
-  effects = effects or ("reverb",)
-  note_filter = NoteFilter.from_names(families, sources, pitch_min, pitch_max,
-                                      velocities, exclude_qualities)
-  vocabulary = effects_lib.vocabulary(effects, keep_dry)
-  if valid_fraction + test_fraction >= 1:
-    raise UserError("--valid-fraction + --test-fraction must leave room for train (< 1)")
-  out = storage.resolve(out) if out else str(paths.default_dataset_dir(effects, families))
-  local = not storage.is_remote(out)
+  plan = pipeline.BuildPlan.from_options(**options)
+  local = not storage.is_remote(plan.out)
   if local:
-    _writable_dir(out, "--out")
-  note_source = pipeline.source_from_spec(source)
+    storage.check_writable_dir(plan.out, "--out")
 
   def checked():
-    if source is None:
+    if options["source"] is None:
       _echo_err("no --source given: rendering notes from the built-in General MIDI "
-                f"SoundFont ({note_source.path})")
+                f"SoundFont ({plan.source.path})")
 
-  plan = pipeline.BuildPlan(
-      source=note_source, note_filter=note_filter, effects=vocabulary, out=out,
-      seed=seed, max_notes=max_notes, randomize=randomize,
-      fractions=(("train", 1 - valid_fraction - test_fraction),
-                 ("valid", valid_fraction), ("test", test_fraction)),
-      records_per_shard=records_per_shard, overwrite=overwrite)
   try:
-    with _removed_on_error(out) if local else contextlib.nullcontext():
+    with storage.removed_on_error(plan.out) if local else contextlib.nullcontext():
       built, counters = pipeline.run(plan, ctx.args, progress=progress, on_checked=checked)
   except pipeline.PipelineFailed as e:
     raise Failure(e) from None
-  click.echo(manifest.summary(built, out, counters))
+  click.echo(manifest.summary(built, plan.out, counters))
 
 
 @cli.command("train", context_settings={"ignore_unknown_options": False})
@@ -229,6 +192,7 @@ def build_dataset(ctx, source, effects, keep_dry, randomize, families, sources,
                    "tensorflow). A run of either renders, evaluates and resumes under both.")
 @_progress_option
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
+@_needs_train_extra
 def train(config_name, data, out, stages, resume, max_steps, backend, progress, overrides):
   """Train a GAN (the ddsp or the progressive spectral generator) on a built dataset, stage
   by stage.
@@ -238,56 +202,33 @@ def train(config_name, data, out, stages, resume, max_steps, backend, progress, 
 
     reverbsynth train --stages 8
   """
+  from reverbsynth import backend as backends
   from reverbsynth.runs import config as config_lib
-  from reverbsynth import backend as backends, paths
   if config_name is None:
-    gpu = backends.has_accelerator()
-    config_name = "reverbsynth" if gpu else "ddsp"
-    _echo_err(f"config {config_name}: " + (
-        "the paper's spectral GAN, for this machine's GPU" if gpu else
-        "the 16 kHz ddsp generator, which trains on this machine's CPU (--config reverbsynth "
-        "for the paper's spectral GAN, about a GPU-week)"))
+    config_name, why = config_lib.fitting(backends.has_accelerator())
+    _echo_err(f"config {config_name}: {why}")
   config = config_lib.load(config_name, overrides + ((f"train.backend={backend}",)
                                                      if backend else ()))
   data = _dataset(data, "training on")
   out = out or str(paths.default_run_dir(config.name, data))
-  _writable_dir(out, "--out")
+  storage.check_writable_dir(out, "--out")
   backends.use(config.train.backend)  # Before Keras loads (with the training modules).
-  from reverbsynth.training import cost, loop as training
   from reverbsynth.model import schedule
-  levels = config.model.num_levels
-  if stages is not None and stages > schedule.num_stages(levels):
-    raise UserError(f"--stages {stages}: config '{config.name}' has "
-                    f"{schedule.num_stages(levels)} stages ({levels} levels)")
-  stages = stages or schedule.num_stages(levels)
+  from reverbsynth.training import cost, loop as training
+  stages = schedule.stages_to_train(stages, config.model.num_levels, config.name)
   warning = cost.warning(config, stages)
   if warning:
     _echo_err(warning)
-  with _removed_on_error(out):
+  with storage.removed_on_error(out):
     trainer = training.Trainer(config, str(data), out, resume=resume)
   terms = trainer.train(stages, progress=progress, max_steps=max_steps)
-  click.echo(f"Run: {out}\n  stage {trainer.stage} of {stages} done, "
-             f"{trainer.images_total} images, step {trainer.step} ({config.train.backend})"
-             + (f"; d_loss {terms['d_loss']:.3f}, g_loss {terms['g_loss']:.3f}" if terms else "")
-             + f"\n  generator  {os.path.join(out, 'generator')}"
-             f"\n  samples    {os.path.join(out, 'samples')}"
-             f"\n  tensorboard --logdir {os.path.join(out, 'logs')}")
+  click.echo(trainer.report(stages, terms))
 
 
 def _synthesizer(run):
   """The Synthesizer of --run, of the run 'reverbsynth train' exported last, or shipped."""
   from reverbsynth.synthesis import synthesizer
-  return synthesizer.load(_run(run, "playing the generator of"))
-
-
-def _file_names(labels) -> dict:
-  """{label: the part of a file name that stands for it}: letters, digits and ._- only (no
-  folders, never absolute), distinct for distinct labels."""
-  from reverbsynth import paths
-  names = {label: paths._slug(label) or "effect" for label in labels}
-  if len(set(names.values())) < len(names):  # As 'ir=/a/b.wav' and 'ir=/a-b.wav' would.
-    names = {label: f"{name}-{i}" for i, (label, name) in enumerate(names.items())}
-  return names
+  return synthesizer.load(_run_dir(run, "playing the generator of"))
 
 
 @cli.command("generate")
@@ -311,6 +252,7 @@ def _file_names(labels) -> dict:
               help="Directory for the notes' WAVs, named PITCH-EFFECT-vVELOCITY-zLATENT.wav.")
 @_bits_option
 @click.option("--png", is_flag=True, help="Also write each note's spectrogram as PNG.")
+@_needs_train_extra
 def generate(run, pitches, effects, velocities, seeds, latents_file, interpolate,
              save_latents, out, bits, png):
   """Generate notes: every combination of pitch, effect, velocity and latent.
@@ -318,31 +260,17 @@ def generate(run, pitches, effects, velocities, seeds, latents_file, interpolate
     reverbsynth generate --pitch 40 --effect dry --effect reverb --seed 1 --seed 2
   """
   import numpy as np
-  from reverbsynth import storage
+
   from reverbsynth.synthesis import outputs, synthesizer
-  _writable_dir(out, "--out")
+  storage.check_writable_dir(out, "--out")
   if save_latents:
-    _writable_file(save_latents, "--save-latents")
+    storage.check_writable_file(save_latents, "--save-latents")
   synth = _synthesizer(run)
   pitches, velocities = pitches or (36, 48, 60), velocities or (100,)
   effects = effects or synth.labels.effects
-  size = synth.model_config.latent_size
-  if latents_file:
-    z = synthesizer.load_latents(latents_file, size)
-  else:
-    z = np.concatenate([synth.latents(1, s) for s in seeds or (0,)])
-  if interpolate:
-    if len(z) < 2:
-      raise UserError("--interpolate needs two latents: give two --seed or a --latents file "
-                      "with two rows")
-    z = synthesizer.slerp(z[0], z[1], interpolate)
+  z = synthesizer.choose_latents(synth, seeds, latents_file, interpolate)
   grid, audio = synthesizer.generate_grid(synth, pitches, effects, velocities, z)
-  names = _file_names(effects)
-  for (p, e, v, i), note in zip(grid, audio):
-    name = os.path.join(out, f"{p}-{names[e]}-v{v}-z{i}")
-    outputs.write_wav(name + ".wav", note, synth.sample_rate, bits)
-    if png:
-      outputs.write_png(name + ".png", outputs.audio_image(note, synth.sample_rate))
+  outputs.write_notes(grid, audio, synth.sample_rate, out, bits, png)
   if save_latents:
     with storage.atomic_path(save_latents) as tmp, open(tmp, "wb") as f:
       np.save(f, z)  # To the open file: given a name, np.save would add .npy to it.
@@ -372,6 +300,7 @@ def generate(run, pitches, effects, velocities, seeds, latents_file, interpolate
 @click.option("--png", is_flag=True,
               help="Also write a picture beside the WAV: spectrogram over the notes played.")
 @_progress_option
+@_needs_train_extra
 def render(midi_file, run, out, effects, seed, drums, sample_rate, bits, loudness, png,
            progress):
   """Play a MIDI file with the trained generator, every note through the learned effect.
@@ -380,11 +309,11 @@ def render(midi_file, run, out, effects, seed, drums, sample_rate, bits, loudnes
   """
   from reverbsynth.synthesis import songs
   out = out or os.path.splitext(midi_file)[0] + ".wav"
-  _writable_file(out, "--out")
-  songs.read(midi_file)  # A bad MIDI file is refused before the model loads.
-  tracks, plan, summary, image = songs.render_file(
-      midi_file, _synthesizer(run), out, effects, seed, drums, sample_rate, bits, loudness, png,
-      progress)
+  storage.check_writable_file(out, "--out")
+  tracks = songs.read(midi_file)  # A bad MIDI file is refused before the model loads.
+  plan, summary, image = songs.render_file(tracks, _synthesizer(run), out, songs.RenderOptions(
+      effects=effects, seed=seed, drums=drums, sample_rate=sample_rate, bits=bits,
+      loudness_db=loudness, png=png, progress=progress))
   for track in tracks:
     played = "skipped (drums; --drums plays them)" if track.is_drum and not drums \
         else plan[track.number]
@@ -403,17 +332,18 @@ def render(midi_file, run, out, effects, seed, drums, sample_rate, bits, loudnes
 @click.option("--out", default=None, type=_UserPath(), metavar="FILE.wav",
               help="Output WAV. Default: IN-EFFECT.wav beside the input.")
 @_bits_option
+@_needs_train_extra
 def apply_effect(in_file, effect, run, out, bits):
   """Put a learned effect on any audio file (any rate and channels; the tail is kept).
 
     reverbsynth apply guitar.wav --effect reverb --out guitar-reverb.wav
   """
-  from reverbsynth.synthesis import responses
+  from reverbsynth.synthesis import outputs, responses
   stem = os.path.splitext(in_file)[0]
-  out = out or f"{stem}-{_file_names([effect])[effect]}.wav"
+  out = out or f"{stem}-{outputs.file_names([effect])[effect]}.wav"
   if os.path.abspath(out) == os.path.abspath(in_file):
     raise UserError(f"--out {out} is the input file: give another name")
-  _writable_file(out, "--out")
+  storage.check_writable_file(out, "--out")
   done = responses.apply_file(_synthesizer(run), in_file, effect, out, bits)
   click.echo(f"{out}: {done['seconds']:.2f} s at {done['rate']} Hz, {done['channels']} "
              f"channel(s), {done['tail_seconds']:.2f} s of tail"
@@ -439,43 +369,43 @@ def apply_effect(in_file, effect, run, out, bits):
               help="Train the judge again instead of using the one cached in the dataset.")
 @click.option("--per-stage", is_flag=True, help="Also score every stage checkpoint of the run.")
 @_progress_option
+@_needs_train_extra
 def evaluate(run, data, out, seed, ndb_bins, reference_notes, classifier_epochs,
              retrain_classifier, per_stage, progress):
   """Score a run's notes against real held-out notes and write a report.
 
     reverbsynth evaluate --run RUN --data DATASET
   """
-  from reverbsynth.evaluation import scores, report
-  run, data = _run(run, "evaluating"), _dataset(data, "against")
+  from reverbsynth.evaluation import page, report, scores
+  run, data = _run_dir(run, "evaluating"), _dataset(data, "against")
   out = out or os.path.join(str(run), "evaluation")
-  _writable_dir(out, "--out")
-  settings = scores.Settings(seed, ndb_bins, reference_notes, classifier_epochs,
-                                 retrain_classifier, per_stage, progress)
+  storage.check_writable_dir(out, "--out")
+  settings = scores.Settings(seed=seed, ndb_bins=ndb_bins, reference_notes=reference_notes,
+                             classifier_epochs=classifier_epochs, per_stage=per_stage,
+                             retrain_classifier=retrain_classifier, progress=progress)
   if not progress:
     logging.getLogger("reverbsynth").setLevel(logging.WARNING)
   result = scores.evaluate(str(run), str(data), settings)
   written = report.write(result, out)
+  listen = page.write(result, written, out)
   click.echo(report.table(result["rows"], result["synth"].labels.effects))
   click.echo(f"judge held-out accuracy: pitch {result['judge_accuracy']['pitch']:.1%}, "
              f"effect {result['judge_accuracy']['effect']:.1%}")
-  click.echo(f"Report: {written['report.md']}")
+  click.echo(f"Report: {written['report.md']}; to listen: {listen}")
 
 
 @cli.command("export")
 @_run_option()
 @click.option("--out", required=True, type=_UserPath(), metavar="DIR",
               help="Directory to write generator.json and the float16 weights into.")
+@_needs_train_extra
 def export(run, out):
   """Write a run's generator compactly: float16 weights (half the size), playable anywhere.
 
     reverbsynth export --run RUN --out my-model && reverbsynth render song.mid --run my-model
   """
   from reverbsynth.runs import files
-  _writable_dir(out, "--out")
-  foreign = set(os.listdir(out) if os.path.isdir(out) else ()) - files.EXPORT_FILES
-  if foreign:
-    raise UserError(f"--out {out} holds other files ({sorted(foreign)[0]}, ...); export "
-                    "replaces the directory as a whole: give a new or empty one")
+  files.check_export_dir(out, "--out")
   files.write_generator(out, _synthesizer(run), float16=True)
   click.echo(f"wrote {out}")
 
@@ -484,105 +414,7 @@ def export(run, out):
 def list_effects():
   """List effect presets and types with their parameters."""
   from reverbsynth.data import effects as effects_lib
-  presets = effects_lib.load_presets()
-  click.echo("Presets (configs/effects.yaml):")
-  for name, preset in presets.items():
-    params = ", ".join(f"{k}={v}" for k, v in preset.get("params", {}).items())
-    click.echo(f"  {name:<14} {preset['type']:<14} {params}")
-  click.echo("Types: each parameter's range for --randomize [and the values it may take]:")
-  for name, kind in effects_lib.TYPES.items():
-    ranges = ", ".join(
-        f"{k} {lo:g}..{hi:g} [{effects_lib.describe_limits(*effects_lib.LIMITS[name][k])}]"
-        for k, (lo, hi) in kind.ranges.items())
-    click.echo(f"  {name:<14} {ranges}")
-
-
-class _Stderr(logging.StreamHandler):
-  """Log lines to sys.stderr as it is at each line, 'reverbsynth: ...' for the package's own;
-  less a warning Beam logs at import on every machine without GCP extras."""
-
-  def __init__(self):
-    super().__init__()
-    self.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-
-  @property
-  def stream(self):
-    return sys.stderr
-
-  @stream.setter
-  def stream(self, _):
-    pass
-
-  def filter(self, record):
-    return not record.getMessage().startswith("apitools not found")
-
-  def format(self, record):
-    if record.name.split(".")[0] == "reverbsynth":
-      return f"reverbsynth: {record.getMessage()}"
-    return super().format(record)
-
-
-def _show_logs(libraries: int) -> None:
-  """The package's messages (logging, INFO and above) on stderr; the libraries' at `libraries`."""
-  root = logging.getLogger()
-  if not any(isinstance(h, _Stderr) for h in root.handlers):
-    root.addHandler(_Stderr())
-  root.setLevel(libraries)
-  logging.getLogger("reverbsynth").setLevel(logging.INFO)
-
-
-# A line of the C++ libraries under TensorFlow (absl/glog format: severity I, W or E, date,
-# time, thread, file:line]) or absl's notice before its first one. Fatal (F) lines stay.
-_NATIVE_LOG = re.compile(rb"[IWE]\d{4} [\d:.]+ +\d+ \S+:\d+\] "
-                         rb"|WARNING: All log messages before absl::InitializeLog\(\)")
-
-
-def _copy_lines(source: int, sink: int) -> None:
-  """Copies file descriptor `source` to `sink` until its end, less whole lines that match
-  _NATIVE_LOG. A partial line (a progress bar's, ended by \\r) goes on at once unless it may
-  become one of those."""
-  out = open(sink, "wb", closefd=False)
-  pending = b""
-  while chunk := os.read(source, 1 << 16):
-    *lines, pending = re.split(rb"(?<=[\r\n])", pending + chunk)
-    if pending[:1] not in (b"I", b"W", b"E"):
-      lines.append(pending)
-      pending = b""
-    out.write(b"".join(line for line in lines if not _NATIVE_LOG.match(line)))
-    out.flush()
-  if not _NATIVE_LOG.match(pending):
-    out.write(pending)
-    out.flush()
-
-
-def _hide_native_logs() -> None:
-  """Keeps the C++ log lines of TensorFlow and the libraries under it (start-up, CUDA, oneDNN,
-  grappler) off stderr, for this process and those it starts.
-
-  TF_CPP_MIN_LOG_LEVEL=3 silences the part that reads it (set here: --verbose is the switch).
-  The rest write to file descriptor 2 whatever the environment says, so it becomes a pipe
-  into a forked filter (_copy_lines), which outlives a crash of this process: a fatal message
-  still shows. Python's sys.stderr keeps the real stderr, so progress bars find the terminal.
-  """
-  os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-  if not hasattr(os, "fork") or sys.stderr is None:
-    return
-  sys.stderr.flush()
-  stderr = os.dup(2)
-  source, sink = os.pipe()
-  if os.fork() == 0:
-    try:
-      os.close(sink)
-      os.close(1)  # Readers of stdout see its end when the command's own ends.
-      signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the command.
-      _copy_lines(source, stderr)
-    finally:
-      os._exit(0)
-  os.close(source)
-  os.dup2(sink, 2)
-  os.close(sink)
-  sys.stderr = open(stderr, "w", buffering=1, encoding=sys.stderr.encoding,
-                    errors="backslashreplace")
+  click.echo(effects_lib.catalogue())
 
 
 def run(args) -> int:
@@ -611,5 +443,5 @@ def main(argv=None) -> None:
   --verbose comes before the command, runs it and exits with its status."""
   args = sys.argv[1:] if argv is None else list(argv)
   if "--verbose" not in itertools.takewhile(lambda a: a.startswith("-"), args):
-    _hide_native_logs()
+    console.hide_native_logs()
   sys.exit(run(args))

@@ -16,13 +16,13 @@ def home() -> pathlib.Path:
       os.environ.get("REVERBSYNTH_HOME", pathlib.Path.home() / "reverbsynth"))
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
   return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
 
 
 def default_dataset_dir(effect_names, families) -> pathlib.Path:
   """Default output of build-dataset, e.g. ~/reverbsynth/datasets/reverb-bass."""
-  effects = "_".join(_slug(e) for e in effect_names) or "dry"
+  effects = "_".join(slug(e) for e in effect_names) or "dry"
   fams = "_".join(sorted(families)) if families else "all"
   return home() / "datasets" / f"{effects}-{fams}"
 
@@ -36,7 +36,7 @@ def latest_dataset() -> pathlib.Path | None:
 
 def default_run_dir(config_name: str, data_dir) -> pathlib.Path:
   """Default run directory, e.g. ~/reverbsynth/runs/reverbsynth-reverb-bass."""
-  return home() / "runs" / f"{_slug(config_name)}-{pathlib.Path(data_dir).name}"
+  return home() / "runs" / f"{slug(config_name)}-{pathlib.Path(data_dir).name}"
 
 
 def latest_run() -> pathlib.Path | None:

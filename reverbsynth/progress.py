@@ -9,10 +9,12 @@ class Progress:
   line per phase instead. A phase ends when `update` gets another `phase`, and at `close`.
   Nothing at all when not `enabled`."""
 
-  def __init__(self, enabled: bool, total: int, unit: str, phase: str = ""):
+  def __init__(self, enabled: bool, total, unit: str, phase: str = "", stream=None):
+    """`total` units (None: unknown) on `stream` (default: sys.stderr as it is now)."""
     from tqdm import tqdm
-    self.log = enabled and not sys.stderr.isatty()
-    self.bar = tqdm(total=total, unit=unit, desc=phase, file=sys.stderr, dynamic_ncols=True,
+    self.stream = sys.stderr if stream is None else stream
+    self.log = enabled and not self.stream.isatty()
+    self.bar = tqdm(total=total, unit=unit, desc=phase, file=self.stream, dynamic_ncols=True,
                     disable=self.log or not enabled)
     self.unit, self.phase, self.values, self.count = unit, phase, {}, 0
     self.started = self.last = time.perf_counter()
@@ -36,7 +38,7 @@ class Progress:
     seconds = max(self.last - self.started, 1e-6)
     values = "".join(f", {k} {v:.3g}" for k, v in self.values.items())
     print(f"{self.phase}: {self.count} {self.unit}s in {seconds:.1f} s "
-          f"({self.count / seconds:.3g} {self.unit}s/s){values}", file=sys.stderr, flush=True)
+          f"({self.count / seconds:.3g} {self.unit}s/s){values}", file=self.stream, flush=True)
 
   def close(self) -> None:
     self._summary()

@@ -120,14 +120,15 @@ def mel_filters(sample_rate: int, nfft: int, mels: int) -> np.ndarray:
 
 
 def mel_inverse(matrix: np.ndarray) -> np.ndarray:
-  """Maps mel back to linear [mel, linear]: the transpose, columns rescaled by M M^T's column sums."""
+  """Maps mel back to linear [mel, linear]: the transpose, columns rescaled by M M^T's column
+  sums."""
   sums = (matrix @ matrix.T).sum(axis=0)
   nonzero = np.abs(sums) > 1e-8
   scale = np.where(nonzero, 1.0 / np.where(nonzero, sums, 1.0), sums)
   return (matrix.T * scale[None, :]).astype(np.float32)
 
 
-class NumpyOps:
+class ArrayOps:
   """The array operations of `Spectral` in a numpy-like module `xp` (numpy, or jax.numpy).
 
   The STFT frames the audio by gathering and overlap-adds its inverse by shifted sums,
@@ -215,8 +216,8 @@ def ops_for(name: str):
     return TensorFlowOps()
   if name == "jax":
     import jax.numpy as jnp
-    return NumpyOps(jnp)
-  return NumpyOps(np)
+    return ArrayOps(jnp)
+  return ArrayOps(np)
 
 
 def _along(x, axis: int, start=None, stop=None):

@@ -14,6 +14,8 @@ import shutil
 import tempfile
 import uuid
 
+from reverbsynth.errors import UserError
+
 
 def is_remote(path) -> bool:
   return "://" in str(path)
@@ -144,3 +146,39 @@ def write_json(path, data) -> None:
 def read_json(path):
   with open_read(path) as f:
     return json.load(f)
+
+
+# --- the user's local paths, checked before work starts -----------------------------------
+
+
+def check_writable_dir(path: str, option: str) -> None:
+  """UserError unless the directory `path` exists or can be made (no file in the way)."""
+  existing = os.path.abspath(path)
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise UserError(f"{option} {path}: {existing} is a file, not a directory")
+  if not os.access(existing, os.W_OK | os.X_OK):
+    raise UserError(f"{option} {path}: cannot write in {existing}")
+
+
+def check_writable_file(path: str, option: str) -> None:
+  """UserError unless the file `path` can be written (not a directory; its folder can be made)."""
+  if os.path.isdir(path):
+    raise UserError(f"{option} {path} is a directory: give a file name")
+  check_writable_dir(os.path.dirname(path), option)
+
+
+@contextlib.contextmanager
+def removed_on_error(path: str):
+  """Removes what the block made of the directory `path` (and of its missing parents) if it
+  raises: a refused or broken set-up leaves nothing behind."""
+  top, path = None, os.path.abspath(path)
+  while not os.path.exists(path):
+    top, path = path, os.path.dirname(path)
+  try:
+    yield
+  except BaseException:
+    if top:
+      shutil.rmtree(top, ignore_errors=True)
+    raise

@@ -114,7 +114,7 @@ def run_cli(*args, env=None, timeout=600):
 def assert_refused(result, *fragments: str) -> None:
   """`result` (of run_cli) failed as bad input must: exit 2, one error line holding `fragments`."""
   assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-  errors = [l for l in result.stderr.splitlines() if l.startswith("reverbsynth: error:")]
+  errors = [line for line in result.stderr.splitlines() if line.startswith("reverbsynth: error:")]
   assert len(errors) == 1, result.stderr
   assert "Traceback" not in result.stderr
   for fragment in fragments:

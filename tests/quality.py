@@ -177,6 +177,7 @@ def response_figure(synth, data_dir, path) -> None:
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+
   from reverbsynth.evaluation import metrics, responses
   found = responses.compare(synth, data_dir)["reverb"]
   rate = synth.sample_rate

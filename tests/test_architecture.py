@@ -7,7 +7,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 # Rooms from the ground up; a module may import from its own room and the ones below it.
 ROOMS = [
     ("ground", ("reverbsynth", "reverbsynth.errors", "reverbsynth.paths", "reverbsynth.storage",
-                "reverbsynth.progress")),
+                "reverbsynth.progress", "reverbsynth.console")),
     ("data", ("reverbsynth.data",)),
     ("pipelines", ("reverbsynth.pipelines",)),
     ("spectral", ("reverbsynth.spectral",)),

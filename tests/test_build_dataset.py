@@ -3,6 +3,7 @@
 import collections
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -232,10 +233,11 @@ def test_steps_may_run_again_and_only_the_launcher_commits(tmp_path, nsynth_tfre
   """A runner may retry any step: the whole graph run twice on one staging folder makes
   the same summary, no step moves anything into `out`, and commit (after) makes the dataset."""
   import apache_beam as beam
-  from reverbsynth.pipelines import build_dataset, sharded_sink
+
   from reverbsynth.data import effects
   from reverbsynth.data.notes.filters import NoteFilter
   from reverbsynth.data.notes.nsynth import TFRecordSource
+  from reverbsynth.pipelines import build_dataset, sharded_sink
   out = tmp_path / "ds"
   plan = build_dataset.BuildPlan(
       source=TFRecordSource(str(nsynth_tfrecord)), note_filter=NoteFilter(),
@@ -336,7 +338,8 @@ def test_a_dask_worker_killed_mid_build(tmp_path, built, nsynth_tfrecord, dask_c
   if build.returncode == 0:
     assert_same_shards(built, out)
   else:
-    assert len([l for l in stderr.splitlines() if l.startswith("reverbsynth: ")]) == 1, stderr
+    assert len([line for line in stderr.splitlines()
+                if line.startswith("reverbsynth: ")]) == 1, stderr
     assert "Traceback" not in stderr
     assert not (out / "manifest.json").exists() and not list(out.glob("*.tfrecord"))
 
@@ -350,3 +353,47 @@ def test_a_runner_that_is_not_installed_is_refused_in_one_line(tmp_path, monkeyp
     build_dataset.check_beam_args(["--runner", "NopeRunner"])
   assert build_dataset._runner_named(["--runner=DaskRunner", "--x"]) == [
       "--runner=reverbsynth.pipelines.dask_runner.DaskRunner", "--x"]
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_progress_is_one_line_in_a_log_and_a_bar_on_a_terminal(tmp_path, terminal):
+  """The CLI's stderr reaches the bar through its native-log filter (a pipe), so a terminal
+  must be told from Python's stderr, not from file descriptor 2."""
+  args = [sys.executable, "-m", "reverbsynth", "build-dataset", "--family", "bass",
+          "--pitch-min", "40", "--pitch-max", "41", "--velocity", "100", "--max-notes", "4",
+          "--effect", "reverb", "--valid-fraction", "0", "--test-fraction", "0",
+          "--out", str(tmp_path / "ds")]
+  if terminal:
+    import fcntl
+    import pty
+    import struct
+    import termios
+    reader, writer = pty.openpty()
+    fcntl.ioctl(writer, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 0 cols: no bar.
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=writer, cwd=REPO)
+    os.close(writer)
+    chunks = []
+    while True:
+      try:
+        chunk = os.read(reader, 1 << 16)
+      except OSError:  # EIO: every writer closed.
+        break
+      if not chunk:
+        break
+      chunks.append(chunk)
+    os.close(reader)
+    assert process.wait(timeout=600) == 0
+    stderr = b"".join(chunks).decode()
+  else:
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    stderr = result.stderr
+  lines = [line for line in stderr.splitlines() if line.startswith("build-dataset")]
+  if terminal:  # A pty ends lines in \r\n: the bar is told by its count and its absent summary.
+    assert "8/8 [" in stderr and " records in " not in stderr, stderr
+  else:
+    assert "\r" not in stderr, stderr
+    assert len(lines) == 1, stderr
+    assert re.fullmatch(r"build-dataset: 8 records in [\d.]+ s \([\d.e+]+ records/s\)",
+                        lines[0]), lines
+

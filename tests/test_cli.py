@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from reverbsynth import cli
+from reverbsynth import console
 from reverbsynth.data import effects
 from reverbsynth.progress import Progress
 from tests.conftest import run_cli
@@ -95,7 +95,7 @@ def test_progress_is_a_bar_on_a_terminal_and_a_line_per_phase_in_a_log(monkeypat
 def test_native_log_filter_drops_library_lines_and_passes_the_rest_at_once():
   source, into = os.pipe()
   out, sink = os.pipe()
-  copier = threading.Thread(target=cli._copy_lines, args=(source, sink))
+  copier = threading.Thread(target=console.copy_lines, args=(source, sink))
   copier.start()
   os.write(into, b"\rbuild-dataset:  50%")  # A bar's update: no newline, and not held back.
   assert select.select([out], [], [], 10)[0]

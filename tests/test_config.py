@@ -51,7 +51,8 @@ def test_a_bad_yaml_is_refused_with_the_key(tmp_path, text, message):
 def test_overrides_keep_the_types_of_the_config():
   config = config_lib.load("tiny", ["optimizer.learning_rate=1e-3", "schedule.images_per_stage=64",
                                     "model.start_shape=[4, 16]", "train.xla=true",
-                                    "schedule.batch_size=[4, 4, 4]", "train.checkpoint_minutes=1e1"])
+                                    "schedule.batch_size=[4, 4, 4]",
+                                    "train.checkpoint_minutes=1e1"])
   assert config.optimizer.learning_rate == 1e-3 and config.model.start_shape == (4, 16)
   assert config.schedule.images_per_stage == 64 and config.train.xla is True
   assert config.schedule.batch_size == (4, 4, 4) and config.train.checkpoint_minutes == 10

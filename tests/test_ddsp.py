@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import yaml
-
 from conftest import assert_refused, run_cli
+
 from reverbsynth.data.labels import Labels
 from reverbsynth.model import ddsp
 from reverbsynth.runs import config as config_lib, files
@@ -153,7 +153,8 @@ def test_a_response_is_a_dry_gain_plus_a_convolution_that_starts_as_the_dry_note
   layer.taps[1].assign(taps)
   layer.dry.assign(np.array([0.0, -0.03], np.float32))
   response = np.concatenate([[0.0], taps * layer.TAP_SCALE * step])
-  expected = (1 - 0.03 * layer.DRY_SCALE * step) * audio[1] + np.convolve(audio[1], response)[:c.num_samples]
+  expected = ((1 - 0.03 * layer.DRY_SCALE * step) * audio[1]
+              + np.convolve(audio[1], response)[:c.num_samples])
   out = _np(layer(audio, effect))
   np.testing.assert_allclose(out[1], expected, atol=2e-4)
   np.testing.assert_allclose(out[0], audio[0], atol=1e-5)

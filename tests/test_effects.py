@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from reverbsynth.data import effects
-from reverbsynth.errors import UserError
 from reverbsynth.data.notes.note import NUM_SAMPLES, SAMPLE_RATE
+from reverbsynth.errors import UserError
 
 SECOND = SAMPLE_RATE
 
@@ -82,7 +82,7 @@ def test_randomized_params_are_seeded_per_note_and_within_range():
   assert not np.array_equal(a, effect.params(randomize=True, seed=1, key="note-b"))
   names = effect.param_names()
   assert a[names.index("reverb.room_size")] == pytest.approx(0.9)  # Fixed stays fixed.
-  ranges = {f"{s.type}.{k}": r for s in effect.stages for k, r in s.ranges}
+  ranges = {f"{s.type}.{k}": r for s in effect.plugins for k, r in s.ranges}
   for name, value in zip(names, a):
     lo, hi = ranges[name]
     assert lo <= value <= hi or name == "reverb.room_size"
@@ -144,7 +144,7 @@ def test_every_value_at_a_limit_gives_finite_sound():
 
 def test_a_range_in_a_spec_is_what_randomize_draws_from():
   effect = effects.parse("hall(damping=0.2..0.4)")
-  stage = effect.stages[0]
+  stage = effect.plugins[0]
   assert dict(stage.ranges)["damping"] == (0.2, 0.4)
   assert dict(stage.params)["damping"] == pytest.approx(0.3)  # The middle, without --randomize.
   assert "damping" not in stage.fixed
@@ -188,7 +188,7 @@ def test_a_presets_impulse_response_resolves_against_its_preset_file(tmp_path, m
   path = _write_presets(tmp_path / "presets",
                         "mine: {type: convolution, impulse_response: irs/room.wav}")
   monkeypatch.chdir(tmp_path)  # Not where the preset file is.
-  stage = effects.parse("mine", effects.load_presets(path)).stages[0]
+  stage = effects.parse("mine", effects.load_presets(path)).plugins[0]
   assert stage.impulse_response_path == str(tmp_path / "presets" / "irs" / "room.wav")
 
 
@@ -198,9 +198,9 @@ def test_an_impulse_response_on_the_command_line_resolves_against_the_working_di
   _write_ir(tmp_path / "home" / "hall.wav")
   monkeypatch.chdir(tmp_path / "work")
   monkeypatch.setenv("HOME", str(tmp_path / "home"))
-  relative = effects.parse("convolution(ir=room.wav)").stages[0]
+  relative = effects.parse("convolution(ir=room.wav)").plugins[0]
   assert relative.impulse_response_path == str(tmp_path / "work" / "room.wav")
-  home = effects.parse("plate(ir=~/hall.wav)").stages[0]
+  home = effects.parse("plate(ir=~/hall.wav)").plugins[0]
   assert home.impulse_response_path == str(tmp_path / "home" / "hall.wav")
 
 

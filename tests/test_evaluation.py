@@ -2,17 +2,20 @@
 
 import json
 import logging
+import os
 import re
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
 
-from reverbsynth.evaluation import judge as classifier, scores as evaluation
 from reverbsynth.data import manifest as manifest_lib, records
 from reverbsynth.data.labels import Labels
+from reverbsynth.evaluation import judge as classifier, scores as evaluation
 from reverbsynth.runs import config as config_lib
-from reverbsynth.training import inputs as train_input
 from reverbsynth.synthesis import synthesizer
+from reverbsynth.training import inputs as train_input
 from tests.conftest import assert_refused, run_cli
 
 PITCHES = (40, 47)
@@ -76,6 +79,39 @@ def test_report_has_a_near_ideal_real_row_and_a_poor_model_row(evaluated):
   assert "\r" not in result.stderr + result.stdout and "━" not in result.stdout
 
 
+def _chromium():
+  """The headless browser's command, or a skip (outside root, where make cannot install it)."""
+  found = shutil.which("chromium") or shutil.which("chromium-browser")
+  if found is None and os.geteuid() != 0:
+    pytest.skip("chromium is not installed (make system-deps installs it when run as root)")
+  assert found, "chromium is missing: run `make system-deps` (as root it installs chromium)"
+  return found
+
+
+def test_report_page_plays_every_note_in_a_real_browser(evaluated, tmp_path):
+  """report.html, opened by headless Chromium: every <audio> loads its WAV (duration > 0),
+  no script error, and each effect shows the real and generated note of each pitch picked."""
+  out, result = evaluated
+  page = out / "report.html"
+  assert f"to listen: {page}" in result.stdout
+  command = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--mute-audio",
+             "--allow-file-access-from-files", f"--user-data-dir={tmp_path / 'profile'}",
+             "--virtual-time-budget=20000", "--dump-dom", page.as_uri()]
+  dom = subprocess.run(command, capture_output=True, text=True, timeout=300).stdout
+  body = re.search(r"<body([^>]*)>", dom)
+  assert body, dom[:2000]
+  attributes = dict(re.findall(r'data-(\w+)="([^"]*)"', body.group(1)))
+  players = len(re.findall(r"<audio ", page.read_text()))
+  assert players >= 2 * 2 and attributes.get("players") == str(players), attributes
+  assert attributes["loaded"] == str(players) and attributes["failed"] == "0", attributes
+  assert attributes["errors"] == "", attributes
+  for effect in ("dry", "reverb"):
+    assert f"<h2>{effect}</h2>" in dom
+  figures = re.findall(r'<audio controls preload="metadata" src="(notes/[^"]+)"', dom)
+  assert len(figures) == players and all((out / f).stat().st_size > 44 for f in figures)
+  assert "<td>" in dom and "learning-curves.png" in dom
+
+
 def test_white_noise_scores_poorly_and_the_judge_is_cached(evaluated, early_run,
                                                            soundfont_dataset, caplog):
   synth = synthesizer.load(early_run)
@@ -121,7 +157,8 @@ def test_the_judge_does_not_hear_below_the_16_bit_floor(soundfont_dataset):
 
 
 def test_evaluate_bad_inputs(tmp_path, early_run, dataset, nsynth_tfrecord):
-  assert_refused(run_cli("evaluate", "--run", early_run, "--data", dataset, "--out", tmp_path / "r"),
+  assert_refused(run_cli("evaluate", "--run", early_run, "--data", dataset, "--out",
+                         tmp_path / "r"),
            "has no test split")
   other = tmp_path / "delay"
   assert run_cli("build-dataset", "--source", nsynth_tfrecord, "--out", other, "--effect",

@@ -58,7 +58,8 @@ def _worker_site(tmp_path) -> pathlib.Path:
 @pytest.mark.install
 def test_the_wheel_installs_anywhere_builds_on_a_worker_install_and_trains(tmp_path):
   """`pip install reverbsynth-*.whl` in a fresh venv; effects and build-dataset without the
-  train extra (tensorflow not importable), then train --config tiny with it."""
+  train extra (tensorflow not importable), every verb that runs a model refused in one line
+  there, then train --config tiny with it."""
   venv = tmp_path / "venv"
   _run([sys.executable, "-m", "venv", "--without-pip", venv], cwd=tmp_path)
   python = venv / "bin" / "python"
@@ -71,7 +72,8 @@ def test_the_wheel_installs_anywhere_builds_on_a_worker_install_and_trains(tmp_p
   elsewhere.mkdir()
   env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
   env["REVERBSYNTH_HOME"] = str(tmp_path / "home")
-  where = _run([python, "-c", "import reverbsynth, reverbsynth.pipelines\nfrom reverbsynth import paths\n"
+  where = _run([python, "-c", "import reverbsynth, reverbsynth.pipelines\n"
+                "from reverbsynth import paths\n"
                 "print(reverbsynth.__file__, reverbsynth.pipelines.__file__, paths.CONFIG_DIR)"],
                cwd=elsewhere, env=env).stdout.split()
   assert all(p.startswith(str(site)) for p in where), where
@@ -93,6 +95,18 @@ def test_the_wheel_installs_anywhere_builds_on_a_worker_install_and_trains(tmp_p
   assert counts["per_effect"] == {"dry": 4, "reverb": 4, "plate": 4}
   assert counts["per_split"]["train"]["records"] == 12
 
+  (elsewhere / "song.mid").write_bytes(b"MThd")
+  (elsewhere / "in.wav").write_bytes(b"RIFF")
+  for verb, *args in (("train",), ("generate",), ("render", "song.mid"), ("export", "--out", "x"),
+                      ("apply", "in.wav", "--effect", "reverb"), ("evaluate",)):
+    refused = subprocess.run([reverbsynth, verb, *args], cwd=elsewhere, env=env, timeout=120,
+                             capture_output=True, text=True)
+    assert refused.returncode == 2, (verb, refused.stderr)
+    assert refused.stderr.splitlines() == [
+        f"reverbsynth: error: 'reverbsynth {verb}' needs the train extra (tensorflow, keras, "
+        "jax, tensorboard, matplotlib not installed): pip install 'reverbsynth[train]'"], verb
+  assert not (elsewhere / "x").exists()
+
   (site / "train.pth").write_text(f"{sysconfig.get_paths()['purelib']}\n")
   _run([reverbsynth, "train", "--config", "tiny", "--stages", 1, "--data", "ds", "--out", "run",
         "--no-progress"], cwd=elsewhere, env=env)
@@ -103,9 +117,11 @@ def test_the_wheel_installs_anywhere_builds_on_a_worker_install_and_trains(tmp_p
 
 def test_the_dataset_pipeline_never_imports_tensorflow():
   """What Beam workers import to build a dataset works without the train extra."""
-  code = ("import sys\nimport reverbsynth.pipelines.build_dataset, reverbsynth.pipelines.sharded_sink\n"
+  code = ("import sys\n"
+          "import reverbsynth.pipelines.build_dataset, reverbsynth.pipelines.sharded_sink\n"
           "import reverbsynth.cli\n"
-          "import reverbsynth.data.notes.nsynth, reverbsynth.data.notes.soundfont, reverbsynth.data.effects\n"
+          "import reverbsynth.data.notes.nsynth, reverbsynth.data.notes.soundfont, "
+          "reverbsynth.data.effects\n"
           f"print(*[m for m in {TRAIN_MODULES} if m in sys.modules])")
   result = _run([sys.executable, "-c", code], cwd=REPO)
   assert result.stdout.strip() == ""

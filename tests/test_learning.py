@@ -17,15 +17,16 @@ where 0.37-0.46 is asked); with projection, for all 4 numpy seeds tried (0, 10, 
 
 import numpy as np
 import pytest
-
 from conftest import _metadata, run_cli, write_nsynth_tfrecord
+
 from reverbsynth.runs import config as config_lib
-from reverbsynth.training import inputs as train_input, loop as training
 from reverbsynth.synthesis import synthesizer
+from reverbsynth.training import inputs as train_input, loop as training
 
 PITCHES = (48, 84)
 SAMPLE_RATE, WINDOW, PLUCK, NFFT = 16000, 4096, 2400, 128
-BINS = [round(440 * 2 ** ((p - 69) / 12) / (SAMPLE_RATE / NFFT)) - 1 for p in PITCHES]  # DC dropped.
+BINS = [round(440 * 2 ** ((p - 69) / 12) / (SAMPLE_RATE / NFFT)) - 1
+        for p in PITCHES]  # DC dropped.
 HELD, TAIL = slice(2, 9), slice(22, 32)  # Frames (128 samples) of the pluck and of its tail.
 
 

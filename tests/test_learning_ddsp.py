@@ -9,9 +9,8 @@ note played through the dry response) the tail test fails.
 """
 
 import numpy as np
-import pytest
+from test_learning import PITCHES, PLUCK, SAMPLE_RATE, WINDOW, toy  # noqa: F401 (fixture)
 
-from test_learning import PITCHES, SAMPLE_RATE, WINDOW, PLUCK, toy  # noqa: F401 (fixture)
 from reverbsynth.data import records
 from reverbsynth.runs import config as config_lib
 from reverbsynth.synthesis import synthesizer
@@ -35,7 +34,7 @@ def _tail_db(audio):
   return 10 * np.log10(energy(audio[:, TAIL]) / energy(audio[:, HELD]))
 
 
-def test_ddsp_generator_learns_the_pluck_and_the_reverb_response(tmp_path, toy, monkeypatch):
+def test_ddsp_generator_learns_the_pluck_and_the_reverb_response(tmp_path, toy, monkeypatch):  # noqa: F811
   monkeypatch.setenv("REVERBSYNTH_NO_COST_CHECK", "1")
   data, _ = toy
   config = config_lib.load("tiny-ddsp", [

@@ -45,12 +45,14 @@ def test_shapes_at_every_stage(nets):
     assert (score.shape, pitch.shape, effect.shape) == ((4, 1), (4, 5), (4, 3))
   assert TINY.shape(4) == (16, 32, 2)
   full = networks.ModelConfig()
-  assert full.shape(7) == (128, 1024, 2) and [full.filters(l) for l in (1, 5, 7)] == [256, 128, 32]
+  assert full.shape(7) == (128, 1024, 2)
+  assert [full.filters(level) for level in (1, 5, 7)] == [256, 128, 32]
 
 
 def test_schedule_alternates_stable_and_transition():
   stages = [schedule.stage(i, 7) for i in range(13)]
-  assert [(s.level, s.transition) for s in stages[:4]] == [(1, False), (2, True), (2, False), (3, True)]
+  assert [(s.level, s.transition) for s in stages[:4]] == [(1, False), (2, True), (2, False),
+                                                           (3, True)]
   assert stages[-1].level == 7 and not stages[-1].transition
   assert stages[1].alpha(250, 1000) == 0.25 and stages[2].alpha(0, 1000) == 1.0
 

@@ -3,7 +3,6 @@
 harmonics above 1 kHz; its reverb notes ring on after the release longer than its dry ones,
 and its learned reverb decays as the real preset's."""
 
-import json
 import os
 
 import numpy as np

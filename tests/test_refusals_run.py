@@ -171,8 +171,8 @@ def test_refusal_in_a_subprocess_is_the_only_line_on_stderr(case, workspace, tmp
   places = {k: str(v) for k, v in workspace.items()} | {"new": str(tmp_path / "new")}
   result = run_cli(*_args(template, places))
   assert_refused(result, *fragments)
-  assert result.stderr.splitlines() == [l for l in result.stderr.splitlines()
-                                        if l.startswith("reverbsynth: error:")]
+  assert result.stderr.splitlines() == [line for line in result.stderr.splitlines()
+                                        if line.startswith("reverbsynth: error:")]
   assert list(tmp_path.iterdir()) == []
 
 

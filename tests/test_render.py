@@ -182,7 +182,8 @@ def test_bad_inputs_fail_with_one_line_and_leave_nothing(tmp_path, tiny_run):
   assert_refused(run_cli("render", tmp_path / "notes.mid", "--run", run), "is not a readable MIDI")
   assert_refused(run_cli("render", empty, "--run", run), "holds no notes")
   assert_refused(run_cli("render", drums, "--run", run), "only drum tracks: give --drums")
-  assert_refused(run_cli("render", good, "--run", tmp_path / "nowhere"), "holds no exported generator")
+  assert_refused(run_cli("render", good, "--run", tmp_path / "nowhere"),
+           "holds no exported generator")
   assert_refused(run_cli("render", good, "--run", run, "--effect", "chorus"),
            "not trained on effect 'chorus'; it knows dry, reverb")
   assert_refused(run_cli("render", good, "--run", run, "--effect", "piano=dry"),

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from reverbsynth.errors import UserError
 from reverbsynth.data.notes import nsynth, soundfont
 from reverbsynth.data.notes.filters import NoteFilter
 from reverbsynth.data.notes.note import NUM_SAMPLES, conform
-from reverbsynth.data.notes.sources import NoteRef, Skipped, SkipNote
+from reverbsynth.data.notes.sources import NoteRef, SkipNote, Skipped
+from reverbsynth.errors import UserError
 
 
 def test_soundfont_notes_are_held_then_released_and_do_not_depend_on_order():
@@ -94,7 +94,8 @@ def test_filter_rejections_name_the_reason(fixture_notes):
   assert reasons[5] == "family"
   f2 = NoteFilter.from_names(velocities=[100], exclude_qualities=["reverb"], pitch_min=0)
   assert f2.rejection(notes[1]) == "velocity" and f2.rejection(notes[4]) == "velocity"
-  assert NoteFilter.from_names(exclude_qualities=["reverb"], pitch_min=0).rejection(notes[4]) == "quality"
+  assert NoteFilter.from_names(exclude_qualities=["reverb"],
+                               pitch_min=0).rejection(notes[4]) == "quality"
 
 
 @pytest.mark.parametrize("kwargs, message", [

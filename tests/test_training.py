@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from reverbsynth.runs import config as config_lib
-from reverbsynth.training import inputs as train_input, loop as training, steps
 from reverbsynth.data import manifest
 from reverbsynth.data.labels import Labels
-from reverbsynth.synthesis import synthesizer
 from reverbsynth.errors import UserError
+from reverbsynth.runs import config as config_lib
+from reverbsynth.synthesis import synthesizer
+from reverbsynth.training import inputs as train_input, loop as training, steps
 from tests.conftest import assert_refused, run_cli
 
 LOSS_TERMS = {"d_wasserstein", "g_wasserstein", "gradient_penalty", "drift", "ac_pitch_real",
@@ -121,7 +121,8 @@ def test_mixed_precision_computes_in_half_and_exports_float32(tmp_path, dataset,
   assert all(w.dtype == "float32" for w in trainer.steps.generator.weights
              + trainer.steps.ema.weights)
   assert type(trainer.steps.g_opt).__name__ == optimizer
-  assert any(not np.array_equal(a, b) for a, b in zip(before, trainer.steps.generator.get_weights()))
+  assert any(not np.array_equal(a, b)
+             for a, b in zip(before, trainer.steps.generator.get_weights()))
   synth = synthesizer.load(tmp_path / "run")  # Loads in float32.
   z = synth.latents(4, seed=0)
   exported = synth.spectra(z, [36] * 4, ["reverb"] * 4)
@@ -207,7 +208,8 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, 
   result = run_cli("train", "--data", dataset, "--config", "tiny", "--out", out, "--stages", 3,
                    "optimizer.learning_rate=1e30", "--no-progress")
   assert result.returncode == 1, result.stderr  # Not the user's fault: exit 1, one line.
-  failed = [l for l in result.stderr.splitlines() if l.startswith("reverbsynth: failed:")]
+  failed = [line for line in result.stderr.splitlines()
+            if line.startswith("reverbsynth: failed:")]
   assert len(failed) == 1 and "loss became NaN" in failed[0], result.stderr
   assert "Traceback" not in result.stderr
   assert (out / "labels.json").is_file()
@@ -241,7 +243,8 @@ def test_each_stage_starts_with_fresh_optimizer_state(tmp_path, dataset):
   trainer = training.Trainer(config_lib.load("tiny"), str(dataset), str(tmp_path / "run"))
   moments = lambda opt: [v.numpy() for v in opt.variables if v.name != "learning_rate"]
   trainer.train(1, progress=False)  # Stage 0, four steps: Adam's moments fill.
-  assert sum(np.any(m != 0) for m in moments(trainer.steps.g_opt) + moments(trainer.steps.d_opt)) > 10
+  assert sum(np.any(m != 0)
+             for m in moments(trainer.steps.g_opt) + moments(trainer.steps.d_opt)) > 10
   trainer.train(2, progress=False, max_steps=0)  # Enters stage 1, takes no step.
   assert int(trainer.stage) == 1
   assert all(np.all(m == 0) for m in moments(trainer.steps.g_opt) + moments(trainer.steps.d_opt))
@@ -255,12 +258,14 @@ def test_a_config_at_a_lower_rate_reads_the_notes_resampled(dataset):
   full = records.read_split(dataset, "train", 4096, limit=8)
   half = records.read_split(dataset, "train", 2048, limit=8, sample_rate=8000)
   assert half["audio"].shape == (8, 2048) and list(half["pitch"]) == list(full["pitch"])
-  some = range(int(np.median(full["pitch"])), 128)  # A model's pitch range: records outside skipped.
+  # A model's pitch range: records outside skipped.
+  some = range(int(np.median(full["pitch"])), 128)
   within = records.read_split(dataset, "train", 4096, pitches=some)
   every = records.read_split(dataset, "train", 4096)
   assert 0 < len(within["pitch"]) < len(every["pitch"])
   np.testing.assert_array_equal(within["audio"], every["audio"][np.isin(every["pitch"], some)])
-  peak_hz = lambda audio, rate: np.abs(np.fft.rfft(audio, axis=-1)).argmax(-1) * rate / audio.shape[-1]
+  peak_hz = lambda audio, rate: (np.abs(np.fft.rfft(audio, axis=-1)).argmax(-1) * rate
+                                 / audio.shape[-1])
   np.testing.assert_allclose(peak_hz(half["audio"], 8000), peak_hz(full["audio"], 16000),
                              atol=8000 / 2048)
   config = config_lib.load("tiny", ["audio.sample_rate=8000", "audio.num_samples=2048",

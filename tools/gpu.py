@@ -86,6 +86,7 @@ def _flac(audio: np.ndarray, rate: int) -> np.ndarray:
 def prepare_ddsp(dataset=None) -> None:
   """.whl/ (with pedalboard) and .gpu/ddsp.npz: the training split, its dry notes as FLAC."""
   import pedalboard
+
   from reverbsynth import paths
   from reverbsynth.data import manifest as manifest_lib, records, tfrecord
   _wheels(DDSP_WHEELS + [f"pedalboard=={pedalboard.__version__}"], only=True)
@@ -130,8 +131,9 @@ def prepare_ddsp(dataset=None) -> None:
 def unpack_ddsp(out: str) -> str:
   """.gpu/ddsp.npz as the training split's shards, the wet notes rendered again through
   their effects with the parameters recorded."""
-  from reverbsynth.data import effects, example_proto, tfrecord
   import soundfile as sf
+
+  from reverbsynth.data import effects, example_proto, tfrecord
   bundle = np.load(DDSP_BUNDLE)
   manifest, labels, sources = (json.loads(bundle[k].tobytes()) for k in
                                ("manifest", "labels", "sources"))
@@ -157,6 +159,7 @@ def device_ddsp(out: str) -> None:
   from reverbsynth import backend
   backend.use("jax")
   import jax
+
   from tests.benchmarks import bench_training
   data = unpack_ddsp(os.path.join("/tmp", "bass"))
   batch = [f"schedule.batch_size=[{', '.join([str(DDSP_BATCH)] * 5)}]"]
@@ -240,8 +243,9 @@ def _write_shards(out: str, manifest: dict, shards: dict) -> str:
 
 def unpack(out: str) -> str:
   """The packed dataset as TFRecord shards and its manifest (sizes and hashes renewed)."""
-  from reverbsynth.data import example_proto, tfrecord
   import soundfile as sf
+
+  from reverbsynth.data import example_proto, tfrecord
   bundle = np.load(BUNDLE)
   manifest, labels = json.loads(str(bundle["manifest"])), json.loads(str(bundle["labels"]))
   offsets, flac = bundle["offsets"], bundle["flac"]
@@ -262,6 +266,7 @@ def device(out: str) -> None:
   from reverbsynth import backend
   backend.use("jax")
   import jax
+
   from tests.benchmarks import bench_training
   data = unpack(os.path.join("/tmp", "bass"))
   report = {"devices": [str(d) for d in jax.devices()], "date": time.strftime("%Y-%m-%d")}

@@ -21,16 +21,16 @@ import math
 import os
 import pathlib
 import re
-from typing import Callable, Mapping, Optional
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pedalboard
 import yaml
 
 from reverbsynth import paths, storage
-from reverbsynth.errors import UserError
 from reverbsynth.data.labels import DRY
 from reverbsynth.data.notes.note import NUM_SAMPLES, SAMPLE_RATE, to_mono
+from reverbsynth.errors import UserError
 
 # Each note is processed with this much silence after it, so that effects
 # with latency or look-ahead deliver all NUM_SAMPLES samples; then NUM_SAMPLES
@@ -174,8 +174,8 @@ def _number(who: str, name: str, value) -> float:
 
 
 @dataclasses.dataclass(frozen=True)
-class Stage:
-  """One effect of a chain: its type, parameters and their sampling ranges.
+class Plugin:
+  """One effect of a chain (a pedalboard plugin): its type, parameters and their sampling ranges.
 
   `fixed` names the parameters given on the command line, which --randomize
   leaves alone. `impulse_response` is the IR (float32 [n] at 16 kHz) of a
@@ -185,9 +185,9 @@ class Stage:
   params: tuple  # ((name, value), ...) in the type's order.
   ranges: tuple  # ((name, (low, high)), ...)
   fixed: frozenset = frozenset()
-  impulse_response: Optional[np.ndarray] = dataclasses.field(
+  impulse_response: np.ndarray | None = dataclasses.field(
       default=None, compare=False, repr=False)
-  impulse_response_path: Optional[str] = None
+  impulse_response_path: str | None = None
 
   def describe(self) -> dict:
     out = {"type": self.type, "params": dict(self.params),
@@ -199,12 +199,12 @@ class Stage:
 
 @dataclasses.dataclass(frozen=True)
 class Effect:
-  """A vocabulary entry: a name and a chain of stages (empty for dry)."""
+  """A vocabulary entry: a name and a chain of plugins (empty for dry)."""
   name: str
-  stages: tuple = ()
+  plugins: tuple = ()
 
   def param_names(self) -> list:
-    return [f"{s.type}.{k}" for s in self.stages for k, _ in s.params]
+    return [f"{s.type}.{k}" for s in self.plugins for k, _ in s.params]
 
   def params(self, randomize: bool = False, seed: int = 0,
              key: str = "") -> np.ndarray:
@@ -214,13 +214,13 @@ class Effect:
     uniformly from its range, from a generator seeded by (seed, key, name):
     the same note always gets the same values, whatever order notes come in.
     """
-    values = [v for s in self.stages for _, v in s.params]
+    values = [v for s in self.plugins for _, v in s.params]
     if randomize:
       digest = hashlib.blake2b(f"{seed}/{key}/{self.name}".encode(),
                                digest_size=8).digest()
       rng = np.random.default_rng(int.from_bytes(digest, "little"))
       values = []
-      for s in self.stages:
+      for s in self.plugins:
         ranges = dict(s.ranges)
         for name, value in s.params:
           draw = rng.uniform(*ranges[name])
@@ -230,7 +230,7 @@ class Effect:
   def board(self, values: np.ndarray) -> pedalboard.Pedalboard:
     """The pedalboard chain for parameter `values` (from `params`)."""
     plugins, i = [], 0
-    for s in self.stages:
+    for s in self.plugins:
       kwargs = {name: float(values[i + j]) for j, (name, _) in enumerate(s.params)}
       i += len(s.params)
       if s.impulse_response is not None:
@@ -240,14 +240,14 @@ class Effect:
 
   def apply(self, audio: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Wet audio float32 [NUM_SAMPLES] from dry `audio` float32 [NUM_SAMPLES]."""
-    if not self.stages:
+    if not self.plugins:
       return audio
     padded = np.pad(audio, (0, int(TAIL_PAD_SECONDS * SAMPLE_RATE)))
     wet = self.board(values)(padded, SAMPLE_RATE, reset=True)
     return np.ascontiguousarray(wet[:NUM_SAMPLES], np.float32)
 
   def describe(self) -> dict:
-    return {"name": self.name, "chain": [s.describe() for s in self.stages]}
+    return {"name": self.name, "chain": [s.describe() for s in self.plugins]}
 
 
 def load_presets(path=None) -> dict:
@@ -282,6 +282,21 @@ def load_presets(path=None) -> dict:
   return presets
 
 
+def catalogue() -> str:
+  """The presets with their parameters, and each type's ranges for --randomize (with the
+  values a parameter may take), as `reverbsynth effects` lists them."""
+  lines = ["Presets (configs/effects.yaml):"]
+  for name, preset in load_presets().items():
+    params = ", ".join(f"{k}={v}" for k, v in preset.get("params", {}).items())
+    lines.append(f"  {name:<14} {preset['type']:<14} {params}")
+  lines.append("Types: each parameter's range for --randomize [and the values it may take]:")
+  for name, kind in TYPES.items():
+    ranges = ", ".join(f"{k} {lo:g}..{hi:g} [{describe_limits(*LIMITS[name][k])}]"
+                       for k, (lo, hi) in kind.ranges.items())
+    lines.append(f"  {name:<14} {ranges}")
+  return "\n".join(lines)
+
+
 def _read_impulse_response(path: str) -> np.ndarray:
   """The IR at `path`, mono float32 at 16 kHz; UserError unless it holds sound."""
   import soundfile as sf
@@ -312,7 +327,7 @@ def _parse_overrides(text: str, term: str) -> dict:
   return overrides
 
 
-def _stage(term: str, presets: dict) -> Stage:
+def _plugin(term: str, presets: dict) -> Plugin:
   match = _TERM.match(term)
   if not match:
     raise UserError(f"cannot read effect {term!r}: write NAME or NAME(param=value,...)")
@@ -343,13 +358,13 @@ def _stage(term: str, presets: dict) -> Stage:
       raise UserError(f"effect {name!r} needs an impulse response: {name}(ir=PATH.wav)")
     ir = _read_impulse_response(ir_path)
   names = TYPES[kind].ranges
-  return Stage(type=kind, params=tuple((k, float(params[k])) for k in names),
+  return Plugin(type=kind, params=tuple((k, float(params[k])) for k in names),
                ranges=tuple((k, tuple(map(float, ranges[k]))) for k in names),
                fixed=frozenset(values), impulse_response=ir,
                impulse_response_path=ir_path)
 
 
-def parse(spec: str, presets: Optional[dict] = None) -> Effect:
+def parse(spec: str, presets: dict | None = None) -> Effect:
   """The Effect that an --effect spec names; raises UserError if it names none."""
   presets = load_presets() if presets is None else presets
   name = re.sub(r"\s+", "", spec)
@@ -358,11 +373,11 @@ def parse(spec: str, presets: Optional[dict] = None) -> Effect:
   terms = re.split(r"\+(?![^(]*\))", spec)
   if not all(t.strip() for t in terms):
     raise UserError(f"effect {spec!r}: a chain needs an effect on each side of every '+'")
-  stages = tuple(_stage(t, presets) for t in terms)
-  types = [s.type for s in stages]
+  plugins = tuple(_plugin(t, presets) for t in terms)
+  types = [s.type for s in plugins]
   if len(set(types)) != len(types):
     raise UserError(f"effect {spec!r} uses one type twice; use one stage per type")
-  return Effect(name, stages)
+  return Effect(name, plugins)
 
 
 def from_manifest(entry: dict) -> Effect:
@@ -376,7 +391,7 @@ def from_manifest(entry: dict) -> Effect:
   return dataclasses.replace(parse(spec, {}), name=entry["name"])
 
 
-def vocabulary(specs, keep_dry: bool = True, presets: Optional[dict] = None) -> list:
+def vocabulary(specs, keep_dry: bool = True, presets: dict | None = None) -> list:
   """The dataset's effects in label order: dry first when kept, then `specs`."""
   effects = [Effect(DRY)] if keep_dry else []
   for spec in specs:

@@ -9,11 +9,11 @@ same example always gives the same bytes. TensorFlow parses the result as any
 other tf.train.Example (tested against tf.io.parse_single_example).
 """
 
-from typing import Mapping, Sequence, Union
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-FeatureValue = Union[bytes, str, int, float, np.ndarray, Sequence]
+FeatureValue = bytes | str | int | float | np.ndarray | Sequence
 _BYTES, _FLOAT, _INT64 = 1, 2, 3
 
 

@@ -11,10 +11,9 @@ import itertools
 
 import numpy as np
 
-from reverbsynth.data import example_proto, manifest as manifest_lib, tfrecord
 from reverbsynth import storage
+from reverbsynth.data import example_proto, manifest as manifest_lib, tfrecord
 from reverbsynth.data.notes.note import NUM_SAMPLES, Note, resample
-
 
 # The schema, once: name -> (kind, shape). Kinds: "bytes" (str in Python), "int", "float";
 # shape () is one value, (n,) n values (AUDIO: the note's samples), None any number.

@@ -23,13 +23,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from reverbsynth.data import manifest as manifest_lib, records
 from reverbsynth import spectral, storage
-from reverbsynth.progress import Progress
+from reverbsynth.data import manifest as manifest_lib, records
 from reverbsynth.data.labels import Labels
+from reverbsynth.model import layers as L
+from reverbsynth.progress import Progress
 from reverbsynth.runs.config import Config
 from reverbsynth.training import inputs as train_input
-from reverbsynth.model import layers as L
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,6 @@ import numpy as np
 from reverbsynth.data.notes.note import HOLD_SECONDS, SAMPLE_RATE
 
 
-
 def f0_error_cents(audio: np.ndarray, sample_rate: int, pitches) -> np.ndarray:
   """Cents [N] from the asked MIDI pitches [N] to the median f0 of audio [N, S] (nan: unvoiced).
 
@@ -52,7 +51,8 @@ def tail_ratio_db(audio: np.ndarray, tail: int) -> np.ndarray:
 
 
 def tail_sign_share(wet: np.ndarray, dry: np.ndarray, tail: int) -> float:
-  """Share of pairs (wet [N, S], dry [N, S]) whose wet note keeps more energy in its last `tail` samples."""
+  """Share of pairs (wet [N, S], dry [N, S]) whose wet note keeps more energy in its last `tail`
+  samples."""
   return float(np.mean(tail_ratio_db(wet, tail) > tail_ratio_db(dry, tail)))
 
 

@@ -19,19 +19,26 @@ COLUMNS = [  # (key, heading, format, better)
 ]
 
 
+def cells(rows: dict, effects) -> tuple:
+  """(headings, [(row label, [cell text])]): the figures, one row per set of notes."""
+  heads = [h for _, h, _, _ in COLUMNS] + [f"tail dB {e}" for e in effects]
+  lines = []
+  for name, r in rows.items():
+    row = [fmt.format(r[key]) + (f"/{r['ndb_bins']}" if key == "ndb" else "")
+           for key, _, fmt, _ in COLUMNS]
+    row += [f"{r['tail_db'][e]:.1f}" if e in r["tail_db"] else "" for e in effects]
+    lines.append((f"{name} ({r['notes']})", row))
+  return heads, lines
+
+
 def table(rows: dict, effects) -> str:
   """The figures as a Markdown table, one row per set of notes."""
-  heads = [h for _, h, _, _ in COLUMNS] + [f"tail dB {e}" for e in effects]
-  lines = ["| notes | " + " | ".join(heads) + " |", "|---" * (len(heads) + 1) + "|"]
-  for name, r in rows.items():
-    cells = [fmt.format(r[key]) + (f"/{r['ndb_bins']}" if key == "ndb" else "")
-             for key, _, fmt, _ in COLUMNS]
-    cells += [f"{r['tail_db'][e]:.1f}" if e in r["tail_db"] else "" for e in effects]
-    lines.append(f"| {name} ({r['notes']}) | " + " | ".join(cells) + " |")
-  return "\n".join(lines)
+  heads, lines = cells(rows, effects)
+  out = ["| notes | " + " | ".join(heads) + " |", "|---" * (len(heads) + 1) + "|"]
+  return "\n".join(out + [f"| {label} | " + " | ".join(row) + " |" for label, row in lines])
 
 
-def _examples(result, count: int = 4) -> list:
+def examples(result, count: int = 4) -> list:
   """[(effect index, test row)]: the first note of up to `count` pitches, for each effect."""
   real = result["sets"][0]
   chosen = []
@@ -46,15 +53,15 @@ def _examples(result, count: int = 4) -> list:
 def _spectrogram_figure(result, path) -> None:
   import matplotlib.pyplot as plt
   judge, (real, generated) = result["judge"], result["sets"][:2]
-  examples = _examples(result)
+  chosen = examples(result)
   effects = result["synth"].labels.effects
-  columns = max(sum(1 for e, _ in examples if e == k) for k in range(len(effects)))
+  columns = max(sum(1 for e, _ in chosen if e == k) for k in range(len(effects)))
   fig, axes = plt.subplots(2 * len(effects), columns, squeeze=False,
                            figsize=(3 * columns, 2.2 * 2 * len(effects)))
   for ax in axes.flat:
     ax.axis("off")
   for k in range(len(effects)):
-    rows = [i for e, i in examples if e == k]
+    rows = [i for e, i in chosen if e == k]
     for c, i in enumerate(rows):
       for r, notes in enumerate((real, generated)):
         spectra = judge.normalizer.normalize(judge.spectral.audio_to_spectra(notes.audio[i:i + 1]))
@@ -73,7 +80,7 @@ def _rainbowgram_figure(result, path) -> None:
   import matplotlib.colors
   import matplotlib.pyplot as plt
   judge, (real, generated) = result["judge"], result["sets"][:2]
-  e, i = _examples(result, 1)[-1]  # A note of the last effect (a wet one when there is one).
+  e, i = examples(result, 1)[-1]  # A note of the last effect (a wet one when there is one).
   fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
   for ax, notes in zip(axes, (real, generated)):
     spectra = np.asarray(judge.spectral.audio_to_spectra(notes.audio[i:i + 1]))[0]

@@ -12,18 +12,18 @@ import logging
 
 import numpy as np
 
-from reverbsynth.evaluation import judge as classifier, metrics
 from reverbsynth.data import manifest as manifest_lib, records
-from reverbsynth.synthesis import synthesizer
-from reverbsynth.runs import files
 from reverbsynth.errors import UserError
+from reverbsynth.evaluation import judge as classifier, metrics
 from reverbsynth.model import schedule
+from reverbsynth.runs import files
+from reverbsynth.synthesis import synthesizer
 
 logger = logging.getLogger(__name__)
 F0_NOTES = 200          # pYIN is slow: f0 is measured on at most this many notes per row.
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Settings:
   seed: int = 0
   ndb_bins: int = 50
@@ -92,8 +92,9 @@ def score(notes: Notes, judge, reference: dict, settings: Settings, sample_rate:
   }
 
 
-def evaluate(run_dir, data_dir, settings: Settings = Settings()) -> dict:
+def evaluate(run_dir, data_dir, settings: Settings | None = None) -> dict:
   """{"rows": {name: figures}, "judge": held-out accuracy, ...} and the notes for pictures."""
+  settings = settings or Settings()
   synth = synthesizer.load(run_dir)
   manifest = manifest_lib.read(data_dir)
   effects = tuple(e["name"] for e in manifest["effects"])

@@ -50,7 +50,10 @@ def _act(x):
 
 
 class Generator(keras.Model):
-  """(z [B, latent], pitch one-hot [B, P], effect one-hot [B, E]) -> spectra [B, H, W, 2] in [-1, 1]."""
+  """(z [B, latent], pitch one-hot [B, P], effect one-hot [B, E]) -> spectra [B, H, W, 2].
+
+  The spectra are in [-1, 1].
+  """
 
   def __init__(self, config: ModelConfig, **kwargs):
     super().__init__(**kwargs)
@@ -73,7 +76,7 @@ class Generator(keras.Model):
     c = self.config
     # The labels' embedding is normalized apart from z: a one-hot label pixel-normalized
     # together with z holds 1/latent_size of the input's energy, and its weights move
-    # ~lr a step, so that G took thousands of steps to let the pitch matter at all.
+    # ~lr a step, too slowly for the pitch to matter early (README, bug hunts).
     labels = self.embed(ops.concatenate([pitch, effect], axis=-1))
     x = ops.concatenate([L.pixel_norm(z), L.pixel_norm(labels)], axis=-1)
     h, w, _ = c.shape(1)
@@ -143,7 +146,7 @@ class Discriminator(keras.Model):
 
 def _symbolic_inputs(config: ModelConfig, batch: int):
   """Shapes only (KerasTensors): calling the networks on them builds every layer without
-  computing anything (on JAX, eager calls of every level took 14 s for tiny)."""
+  computing anything (eager calls of every level are slow on JAX)."""
   return (keras.KerasTensor((batch, config.latent_size)),
           keras.KerasTensor((batch, config.num_pitches)),
           keras.KerasTensor((batch, config.num_effects)))

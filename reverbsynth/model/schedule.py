@@ -2,6 +2,8 @@
 
 import dataclasses
 
+from reverbsynth.errors import UserError
+
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
@@ -18,6 +20,15 @@ class Stage:
 
 def num_stages(num_levels: int) -> int:
   return 2 * num_levels - 1
+
+
+def stages_to_train(stages, num_levels: int, config_name: str) -> int:
+  """`stages` (None: all of them), checked against a config of `num_levels` levels."""
+  total = num_stages(num_levels)
+  if stages is not None and not 1 <= stages <= total:
+    raise UserError(f"--stages {stages}: config '{config_name}' has {total} stages "
+                    f"({num_levels} levels)")
+  return total if stages is None else stages
 
 
 def stage(index: int, num_levels: int) -> Stage:

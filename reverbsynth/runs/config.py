@@ -43,7 +43,7 @@ class Model:
   latent_size: int
   num_pitches: int
   pitch_min: int
-  start_shape: typing.Tuple[int, ...]
+  start_shape: tuple[int, ...]
   num_levels: int
   fmap_base: int
   fmap_max: int
@@ -81,7 +81,8 @@ class Loss:
   envelope: float
   reconstruction: float = 0.0  # ddsp: multi-scale spectral loss of encoded real notes.
   kl: float = 0.0              # ddsp: the encoder's KL divergence to the prior N(0, 1).
-  response: float = 0.0        # ddsp: multi-scale spectral loss of real dry notes through the responses.
+  response: float = 0.0        # ddsp: multi-scale spectral loss of real dry notes through the
+                               # responses.
   adversarial: float = 1.0     # ddsp: weight of G's critic and auxiliary-classifier terms.
 
 
@@ -98,7 +99,7 @@ class Optimizer:
 class Schedule:
   """Images per stage (a stable or a fade-in stage) and the batch size per level."""
   images_per_stage: int
-  batch_size: typing.Tuple[int, ...]
+  batch_size: tuple[int, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +111,7 @@ class Train:
   shuffle_buffer: int
   normalizer_margin: float
   normalizer_examples: int
-  sample_pitches: typing.Tuple[int, ...]
+  sample_pitches: tuple[int, ...]
   xla: bool
   deterministic: bool
   precision: str
@@ -186,7 +187,7 @@ def _build(kind, data, where: str):
     raise UserError(f"config is missing {_join(where, missing[0])!r}: give it in the YAML "
                     "or its base")
   values = {}
-  for key, field in fields.items():
+  for key in fields:
     if key not in data:
       continue  # A default.
     hint, path = hints[key], _join(where, key)
@@ -285,3 +286,12 @@ def load(name=None, overrides=()) -> Config:
   for item in overrides:
     data = _override(data, item)
   return Config.from_dict(data)
+
+
+def fitting(accelerator: bool) -> tuple:
+  """(name, why) of the config that fits the machine: the paper's spectral GAN with an
+  accelerator, the 16 kHz ddsp generator without."""
+  if accelerator:
+    return "reverbsynth", "the paper's spectral GAN, for this machine's GPU"
+  return "ddsp", ("the 16 kHz ddsp generator, which trains on this machine's CPU (--config "
+                  "reverbsynth for the paper's spectral GAN, about a GPU-week)")

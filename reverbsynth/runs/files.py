@@ -149,6 +149,16 @@ class Exported:
   level: int
 
 
+def check_export_dir(path: str, option: str) -> None:
+  """UserError unless `path` can take an export: writable, and holding nothing but an
+  earlier export (the directory is replaced as a whole)."""
+  storage.check_writable_dir(path, option)
+  foreign = set(os.listdir(path) if os.path.isdir(path) else ()) - EXPORT_FILES
+  if foreign:
+    raise UserError(f"{option} {path} holds other files ({sorted(foreign)[0]}, ...); export "
+                    "replaces the directory as a whole: give a new or empty one")
+
+
 def write_generator(directory, exported: Exported, float16: bool = False) -> None:
   """Writes `exported` as `directory` (replaced as a whole): generator.json and the weights,
   float32 .weights.h5, or float16 .npz (half the size; still computed in float32)."""

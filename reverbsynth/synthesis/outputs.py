@@ -1,12 +1,13 @@
 """What reverbsynth writes for people: WAV and PNG files (each complete or not there at all)
 and the pictures in them."""
 
-import struct
-import zlib
+import io
+import os
 
 import numpy as np
+import PIL.Image
 
-from reverbsynth import spectral
+from reverbsynth import paths, spectral
 from reverbsynth.storage import atomic_path
 
 WAV_SUBTYPES = {"float": "FLOAT", "16": "PCM_16", "24": "PCM_24"}
@@ -36,19 +37,33 @@ def write_wav(path, audio: np.ndarray, sample_rate: int, bits: str = "float") ->
              format="WAV")
 
 
+def file_names(labels) -> dict:
+  """{label: the part of a file name that stands for it}: letters, digits and ._- only (no
+  folders, never absolute), distinct for distinct labels."""
+  names = {label: paths.slug(label) or "effect" for label in labels}
+  if len(set(names.values())) < len(names):  # As 'ir=/a/b.wav' and 'ir=/a-b.wav' would.
+    names = {label: f"{name}-{i}" for i, (label, name) in enumerate(names.items())}
+  return names
+
+
+def write_notes(grid, audio: np.ndarray, sample_rate: int, out, bits: str = "float",
+                png: bool = False) -> None:
+  """Writes notes [G, S] of a grid [(pitch, effect, velocity, latent index)] into `out` as
+  PITCH-EFFECT-vVELOCITY-zLATENT.wav (and .png, their spectrograms, with `png`)."""
+  names = file_names(dict.fromkeys(e for _, e, _, _ in grid))  # In the grid's order.
+  for (p, e, v, i), note in zip(grid, audio):
+    name = os.path.join(out, f"{p}-{names[e]}-v{v}-z{i}")
+    write_wav(name + ".wav", note, sample_rate, bits)
+    if png:
+      write_png(name + ".png", audio_image(note, sample_rate))
+
+
 def encode_png(image: np.ndarray) -> bytes:
-  """A uint8 image [H, W, 1 (grey) or 3 (RGB)] as PNG bytes (8-bit, no filtering)."""
+  """A uint8 image [H, W, 1 (grey) or 3 (RGB)] as PNG bytes."""
   image = np.ascontiguousarray(image, np.uint8)
-  height, width, channels = image.shape
-
-  def chunk(kind: bytes, data: bytes) -> bytes:
-    return (struct.pack(">I", len(data)) + kind + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-
-  rows = np.concatenate([np.zeros((height, 1), np.uint8), image.reshape(height, -1)], axis=1)
-  header = struct.pack(">IIBBBBB", width, height, 8, {1: 0, 3: 2}[channels], 0, 0, 0)
-  return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-          + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)) + chunk(b"IEND", b""))
+  buffer = io.BytesIO()
+  PIL.Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buffer, "PNG")
+  return buffer.getvalue()
 
 
 def write_png(path, image: np.ndarray) -> None:
@@ -76,7 +91,8 @@ def audio_image(audio: np.ndarray, sample_rate: int, height: int = 128,
   power = np.abs(np.fft.rfft(x[starts[:, None] + np.arange(nfft)] * window)) ** 2
   mel = (power @ spectral.mel_filters(sample_rate, nfft, height)).T  # [height, frames]
   db = 10 * np.log10(np.maximum(mel, 1e-10) / max(mel.max(), 1e-10))
-  return ((np.maximum(db, -80.0)[::-1] + 80.0) / 80.0 * 255).clip(0, 255).astype(np.uint8)[..., None]
+  return ((np.maximum(db, -80.0)[::-1] + 80.0) / 80.0 * 255).clip(0, 255).astype(
+      np.uint8)[..., None]
 
 
 def audio_images(notes: np.ndarray, sample_rate: int) -> np.ndarray:

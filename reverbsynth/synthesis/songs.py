@@ -211,28 +211,40 @@ def render(synth, tracks, effects: dict, seed: int = 0, drums: bool = False,
   return song, summary
 
 
-def render_file(midi_path, synth, out, effects=(), seed: int = 0, drums: bool = False,
-                sample_rate=None, bits: str = "float", loudness_db=None, png: bool = False,
-                progress: bool = False):
-  """Plays the MIDI file `midi_path` with `synth` into the WAV `out` (and a picture beside it
-  with `png`). `effects`: [TRACK=]NAME specs (see plan_effects; default: the model's first
-  effect other than dry). The song is resampled to `sample_rate` (default: the model's, at
-  least the dataset rate) and normalized once, there: its peaks are the WAV's.
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RenderOptions:
+  """How render_file plays a song. `effects`: [TRACK=]NAME specs (see plan_effects;
+  default: the model's first effect other than dry); `sample_rate`: the WAV's (default: the
+  model's, at least the dataset rate); `loudness_db`: a target RMS level; `png`: a picture
+  beside the WAV."""
+  effects: tuple = ()
+  seed: int = 0
+  drums: bool = False
+  sample_rate: int | None = None
+  bits: str = "float"
+  loudness_db: float | None = None
+  png: bool = False
+  progress: bool = False
 
-  Returns (tracks, {track number: effect}, Summary, the picture's path or None).
+
+def render_file(tracks, synth, out, options: RenderOptions = RenderOptions()):
+  """Plays `tracks` (read) with `synth` into the WAV `out`, resampled to the options' rate
+  and normalized once, there: its peaks are the WAV's.
+
+  Returns ({track number: effect}, Summary, the picture's path or None).
   """
-  tracks = read(midi_path)
+  o = options
   wet = [e for e in synth.labels.effects if e != "dry"]
-  plan = plan_effects(effects, tracks, synth.labels.effects, (wet or ["dry"])[0])
-  song, summary = render(synth, tracks, plan, seed=seed, drums=drums, progress=progress)
-  rate = sample_rate or max(synth.sample_rate, SAMPLE_RATE)
-  song = outputs.normalize(resample(song, synth.sample_rate, rate), loudness_db)
-  outputs.write_wav(out, song, rate, bits)
+  plan = plan_effects(o.effects, tracks, synth.labels.effects, (wet or ["dry"])[0])
+  song, summary = render(synth, tracks, plan, seed=o.seed, drums=o.drums, progress=o.progress)
+  rate = o.sample_rate or max(synth.sample_rate, SAMPLE_RATE)
+  song = outputs.normalize(resample(song, synth.sample_rate, rate), o.loudness_db)
+  outputs.write_wav(out, song, rate, o.bits)
   image = None
-  if png:
+  if o.png:
     image = os.path.splitext(out)[0] + ".png"
-    write_png(image, song, rate, tracks, plan, synth.pitches, drums)
-  return tracks, plan, summary, image
+    write_png(image, song, rate, tracks, plan, synth.pitches, o.drums)
+  return plan, summary, image
 
 
 def _generate(synth, latents, keys, batch_size: int, progress: bool) -> list:

@@ -153,6 +153,22 @@ def load_latents(path, latent_size: int) -> np.ndarray:
   return z.astype(np.float32)
 
 
+def choose_latents(synth: "Synthesizer", seeds=(), latents_file=None,
+                   interpolate=None) -> np.ndarray:
+  """The latents [K, L] that `generate` plays: a .npy file's, else one per seed (default
+  0); with `interpolate`, that many steps of slerp from the first to the second."""
+  if latents_file:
+    z = load_latents(latents_file, synth.model_config.latent_size)
+  else:
+    z = np.concatenate([synth.latents(1, s) for s in seeds or (0,)])
+  if interpolate:
+    if len(z) < 2:
+      raise UserError("--interpolate needs two latents: give two --seed or a --latents file "
+                      "with two rows")
+    z = slerp(z[0], z[1], interpolate)
+  return z
+
+
 def load(directory) -> Synthesizer:
   """The Synthesizer of an exported generator, or of a run directory holding one."""
   exported = files.read_generator(directory)

@@ -18,7 +18,7 @@ def macs_per_image(config: Config, level: int) -> float:
   if m.generator == "ddsp":
     c, frames = config.ddsp.channels, m.start_shape[0]
     total = m.latent_size * frames * c + 2 * config.audio.num_samples * 2 * config.ddsp.harmonics
-    total += sum(2 * 3 * c * c * frames * 2 ** (l - 1) for l in range(1, level + 1))
+    total += sum(2 * 3 * c * c * frames * 2 ** (lvl - 1) for lvl in range(1, level + 1))
     critic_frames = config.audio.num_samples // ddsp.CRITIC_HOP  # Its mel matmul, then convs.
     mel = critic_frames * (ddsp.CRITIC_FFT // 2 + 1) * config.ddsp.critic_mels
     return float(total + 8 * 3 * c * c * critic_frames // 2 + mel)
@@ -26,10 +26,10 @@ def macs_per_image(config: Config, level: int) -> float:
   filters = model.filters
   h0, w0, _ = model.shape(1)
   total = m.latent_size * h0 * w0 * filters(1)  # G's first dense.
-  for l in range(1, level + 1):
-    pixels = h0 * w0 * 4 ** (l - 1)
-    convs = [(filters(1), filters(1))] if l == 1 else [(filters(l - 1), filters(l)),
-                                                       (filters(l), filters(l))]
+  for lvl in range(1, level + 1):
+    pixels = h0 * w0 * 4 ** (lvl - 1)
+    convs = [(filters(1), filters(1))] if lvl == 1 else [(filters(lvl - 1), filters(lvl)),
+                                                         (filters(lvl), filters(lvl))]
     g = sum(9 * cin * cout for cin, cout in convs)
     total += 2 * pixels * g  # G and its mirror in D.
   return float(total)

@@ -11,9 +11,9 @@ import tensorflow as tf
 from reverbsynth import spectral
 from reverbsynth.data import manifest as manifest_lib, records
 from reverbsynth.data.labels import Labels
+from reverbsynth.data.notes.note import resample
 from reverbsynth.errors import UserError
 from reverbsynth.runs.config import Config
-from reverbsynth.data.notes.note import resample
 
 
 def _epoch(files: list, block: int, seed: int, index):

@@ -23,14 +23,14 @@ import numpy as np
 from reverbsynth import spectral
 from reverbsynth.data import manifest as manifest_lib, records
 from reverbsynth.data.labels import Labels, label_prior
+from reverbsynth.errors import Failure, UserError
+from reverbsynth.model import schedule
+from reverbsynth.progress import Progress
 from reverbsynth.runs import files
 from reverbsynth.runs.config import Config
 from reverbsynth.synthesis import outputs
 from reverbsynth.synthesis.synthesizer import Synthesizer
 from reverbsynth.training import numpy_inputs, summaries
-from reverbsynth.progress import Progress
-from reverbsynth.errors import Failure, UserError
-from reverbsynth.model import schedule
 
 GAP_SECONDS = 0.25
 
@@ -53,7 +53,7 @@ def _check_shapes(config: Config) -> None:
   if top != [sc.frames, sc.bins]:
     raise UserError(f"model.start_shape x 2^(num_levels-1) = {top} must equal the spectra's "
                     f"[frames, nfft/2] = {[sc.frames, sc.bins]}")
-  sc.pad_left  # Raises if the frames cannot hold the audio.
+  sc.pad_left  # noqa: B018 (the property raises if the frames cannot hold the audio.)
 
 
 def _steps_class(backend: str):
@@ -131,6 +131,15 @@ class Trainer:
 
   # --- the loop --------------------------------------------------------------
 
+  def report(self, stages: int, terms: dict) -> str:
+    """What `reverbsynth train` prints when done: where the run is, how far it got."""
+    losses = f"; d_loss {terms['d_loss']:.3f}, g_loss {terms['g_loss']:.3f}" if terms else ""
+    return (f"Run: {self.run_dir}\n  stage {self.stage} of {stages} done, {self.images_total} "
+            f"images, step {self.step} ({self.config.train.backend}){losses}"
+            f"\n  generator  {os.path.join(self.run_dir, 'generator')}"
+            f"\n  samples    {os.path.join(self.run_dir, 'samples')}"
+            f"\n  tensorboard --logdir {os.path.join(self.run_dir, 'logs')}")
+
   def train(self, stages: int, progress: bool = True, max_steps=None) -> dict:
     """Trains through the first `stages` stages; returns the last losses.
 
@@ -138,9 +147,7 @@ class Trainer:
     bounded demos), leaving a checkpoint to resume from.
     """
     levels = self.model_config.num_levels
-    total_stages = schedule.num_stages(levels)
-    if not 1 <= stages <= total_stages:
-      raise UserError(f"--stages must be 1..{total_stages} for {levels} levels")
+    schedule.stages_to_train(stages, levels, self.config.name)
     per_stage = self.config.schedule.images_per_stage
     last_save, steps_done, terms = time.monotonic(), 0, {}
     bar = _ProgressBar(progress, stages, per_stage, self.stage)

@@ -37,11 +37,11 @@ def _examples(data_dir, config: Config, labels: Labels, seed: int, skip: int):
   per_epoch = sum(c for p, c in per_pitch.items() if low <= int(p) <= high)
   if not per_epoch:
     raise UserError(f"{data_dir} has no training notes in the pitch range {low}..{high}")
-  epoch, within = divmod(skip, per_epoch)
+  first_epoch, within = divmod(skip, per_epoch)
   handles = [storage.open_read(path) for path in files]
   try:
     index = [(f, offset, size) for f in handles for offset, size in tfrecord.scan(f)]
-    for epoch in itertools.count(epoch):
+    for epoch in itertools.count(first_epoch):
       for i in np.random.default_rng([seed, epoch]).permutation(len(index)):
         record = records.decode(tfrecord.read_at(*index[i]))
         if not low <= record["pitch"] <= high:
@@ -157,8 +157,8 @@ def _pairs(data_dir, config: Config, labels: Labels, seed: int, skip: int):
   handles = {path: storage.open_read(path) for path, _ in shards}
   read = lambda where: records.decode(tfrecord.read_at(handles[where[0]], *where[1:]))
   try:
-    epoch, within = divmod(skip, len(sources))
-    for epoch in itertools.count(epoch):
+    first_epoch, within = divmod(skip, len(sources))
+    for epoch in itertools.count(first_epoch):
       order = np.random.default_rng([seed, epoch]).permutation(len(sources))
       for position in range(within, len(sources)):
         source = versions[sources[order[position]]]

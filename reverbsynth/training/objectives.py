@@ -19,9 +19,8 @@ Generator, the sum of:
   hears "reverb" (README, bug hunt 12);
 - response: the multi-scale spectral loss of the real dry note through the effect's
   learned response against the real wet note: the response is fitted to the effect as a
-  system, from real pairs alone (the other terms see it frozen: when the reconstruction
-  could move it, it bent the response to cover the synth's errors, and the response loss
-  rose from 1.2 to 2.2 over the first 5,000 images).
+  system, from real pairs alone (the other terms see it frozen: the reconstruction, free
+  to move it, bends the response to cover the synth's errors; README, bug hunts).
 """
 
 from keras import ops

@@ -18,6 +18,7 @@ from reverbsynth.runs import files
 from reverbsynth.runs.config import Config
 from reverbsynth.training import numpy_inputs
 
+
 def ema_decay(config: Config, batch: int) -> float:
   """The generator EMA's decay per step of `batch` images.
 

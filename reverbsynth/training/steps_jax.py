@@ -19,7 +19,6 @@ from reverbsynth.training import numpy_inputs, objectives
 from reverbsynth.training.steps import Steps, ema_decay
 
 
-
 class JaxSteps(Steps):
 
   inputs = numpy_inputs

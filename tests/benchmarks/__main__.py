@@ -1,4 +1,5 @@
-"""`make bench`: every benchmark, each printing ratios against a baseline measured in the same run."""
+"""`make bench`: every benchmark, each printing ratios against a baseline measured in the same
+run."""
 
 from tests.benchmarks import bench_build_dataset, bench_generators, bench_render, bench_training
 

@@ -61,7 +61,8 @@ def dry_notes(n):
   for program, pitch, velocity in picks:
     family, source = GM_PROGRAMS[program]
     notes.append((note_lib.FAMILIES.index(family), note_lib.SOURCES.index(source),
-                  program, pitch, velocity, render_note(default_soundfont(), program, pitch, velocity)))
+                  program, pitch, velocity,
+                  render_note(default_soundfont(), program, pitch, velocity)))
   CACHE.mkdir(exist_ok=True)
   cols = list(zip(*notes))
   np.savez(cache, family=cols[0], source=cols[1], program=cols[2], pitch=cols[3],

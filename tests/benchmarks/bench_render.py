@@ -14,15 +14,17 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import pretty_midi  # noqa: E402
+import numpy as np
+import pretty_midi
 
-from reverbsynth import spectral  # noqa: E402
-from reverbsynth.data.labels import Labels  # noqa: E402
-from reverbsynth.runs import files  # noqa: E402
-from reverbsynth.runs import config as config_lib  # noqa: E402
+from reverbsynth import spectral
+from reverbsynth.data.labels import Labels
+from reverbsynth.model import networks
+from reverbsynth.runs import (
+  config as config_lib,
+  files,
+)
 from reverbsynth.synthesis import songs, synthesizer
-from reverbsynth.model import networks  # noqa: E402
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "examples" / "bassline.mid"
 TARGET = 5.0

@@ -31,9 +31,9 @@ def measure(config_name: str, data_dir: str, backend: str, overrides=(), stages=
   in a process of that backend; tools/gpu.py calls it on a GPU)."""
   from reverbsynth import backend as backends
   backends.use(backend)
+  from reverbsynth.model import schedule
   from reverbsynth.runs import config as config_lib
   from reverbsynth.training import loop as training
-  from reverbsynth.model import schedule
   config = config_lib.load(config_name, [f"train.backend={backend}", *overrides])
   run_dir = tempfile.mkdtemp(prefix=f"reverbsynth-bench-{config_name}-")
   rows = []

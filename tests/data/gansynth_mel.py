@@ -6,7 +6,8 @@ They were computed once with magenta 2.1.4's `linear_to_mel_weight_matrix` (call
 recompute (tensorflow installed; magenta itself is not a dependency):
 
   pip download magenta==2.1.4 --no-deps -d /tmp/magenta
-  unzip -o /tmp/magenta/magenta-2.1.4-py3-none-any.whl 'magenta/models/gansynth/lib/*' -d /tmp/magenta
+  unzip -o /tmp/magenta/magenta-2.1.4-py3-none-any.whl 'magenta/models/gansynth/lib/*' \
+    -d /tmp/magenta
   python tests/data/gansynth_mel.py /tmp/magenta
 """
 

@@ -1,10 +1,10 @@
 """Which notes go into a dataset: family, source, pitch, velocity, qualities."""
 
 import dataclasses
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
-from reverbsynth.errors import UserError
 from reverbsynth.data.notes.note import FAMILIES, QUALITIES, SOURCES, Note
+from reverbsynth.errors import UserError
 
 DEFAULT_PITCH_RANGE = (24, 84)  # GANSynth's 61 pitches.
 
@@ -43,7 +43,7 @@ class NoteFilter:
                pitch_min, pitch_max, tuple(sorted(set(velocities))),
                _ids(exclude_qualities, QUALITIES, "quality"))
 
-  def rejection(self, note: Note) -> Optional[str]:
+  def rejection(self, note: Note) -> str | None:
     """Why `note` is filtered out, or None when it is kept."""
     if self.families and note.instrument_family not in self.families:
       return "family"

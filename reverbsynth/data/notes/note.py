@@ -1,7 +1,6 @@
 """The Note record: one NSynth-style note, its labels and (once loaded) its audio."""
 
 import dataclasses
-from typing import Optional
 
 import numpy as np
 
@@ -35,7 +34,7 @@ class Note:
   instrument_source: int
   qualities: tuple = (0,) * len(QUALITIES)
   sample_rate: int = SAMPLE_RATE
-  audio: Optional[np.ndarray] = None
+  audio: np.ndarray | None = None
 
   @property
   def instrument_family_str(self) -> str:
@@ -61,7 +60,10 @@ def nsynth_names(family: int, source: int, instrument: int, pitch: int,
 
 
 def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-  """float32 audio [..., S] at `from_rate` -> [..., S * to_rate / from_rate] (soxr, deterministic)."""
+  """float32 audio [..., S] at `from_rate` -> [..., S * to_rate / from_rate].
+
+  Resampled with soxr, deterministic.
+  """
   if from_rate == to_rate:
     return np.asarray(audio, np.float32)
   import librosa  # Slow to import; only needed here.

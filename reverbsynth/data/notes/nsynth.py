@@ -5,11 +5,11 @@ import json
 import numpy as np
 import soundfile as sf
 
-from reverbsynth.data import example_proto, tfrecord
 from reverbsynth import storage
-from reverbsynth.errors import UserError
+from reverbsynth.data import example_proto, tfrecord
 from reverbsynth.data.notes.note import FAMILIES, QUALITIES, SAMPLE_RATE, SOURCES, Note
-from reverbsynth.data.notes.sources import NoteRef, NoteSource, Skipped, SkipNote
+from reverbsynth.data.notes.sources import NoteRef, NoteSource, SkipNote, Skipped
+from reverbsynth.errors import UserError
 
 METADATA_FEATURES = ("note_str", "pitch", "velocity", "instrument",
                      "instrument_str", "instrument_family", "instrument_source")

@@ -13,9 +13,18 @@ import os
 import numpy as np
 
 from reverbsynth import storage
-from reverbsynth.errors import UserError
-from reverbsynth.data.notes.note import HOLD_SECONDS, NUM_SAMPLES, SAMPLE_RATE, VELOCITIES, FAMILIES, SOURCES, Note, nsynth_names
+from reverbsynth.data.notes.note import (
+  FAMILIES,
+  HOLD_SECONDS,
+  NUM_SAMPLES,
+  SAMPLE_RATE,
+  SOURCES,
+  VELOCITIES,
+  Note,
+  nsynth_names,
+)
 from reverbsynth.data.notes.sources import NoteRef, NoteSource, SkipNote
+from reverbsynth.errors import UserError
 
 # General MIDI program -> (family, source). Programs left out (synth pads and
 # effects, percussion, sound effects, orchestra hit) have no NSynth family.

@@ -7,7 +7,8 @@ sampled cheaply, and then `load` the audio of the notes that were kept.
 """
 
 import dataclasses
-from typing import Any, Iterator, Union
+from collections.abc import Iterator
+from typing import Any
 
 from reverbsynth.data.notes.note import Note
 
@@ -44,7 +45,7 @@ class NoteSource:
     """Small picklable work items; raises UserError for unusable input."""
     raise NotImplementedError
 
-  def refs(self, partition) -> Iterator[Union[NoteRef, Skipped]]:
+  def refs(self, partition) -> Iterator[NoteRef | Skipped]:
     raise NotImplementedError
 
   def load(self, ref: NoteRef) -> tuple:
