@@ -41,7 +41,7 @@ def test_effects_lists_every_preset_and_each_one_parses():
   presets = effects.load_presets()
   assert set(presets) | set(effects.TYPES) == set(listed)
   for name in listed:
-    assert effects.parse(name).stages
+    assert effects.parse(name).plugins
 
 
 def test_training_in_a_log_shows_no_library_lines_and_one_line_per_stage(tmp_path, dataset,

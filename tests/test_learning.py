@@ -73,11 +73,11 @@ def _pitch_margin(spectra, pitch_index: int) -> np.ndarray:
 
 def _real_margins(data, synth) -> list:
   """The mean pitch margin of the real dry notes of each pitch (normalized units)."""
-  x, pitch, effect = next(iter(train_input.dataset(data, synth.config, synth.labels,
-                                                   synth.normalizer, 36, 0)))
-  pitch = pitch.numpy().argmax(1) + synth.labels.pitch_min
-  dry = effect.numpy().argmax(1) == 0
-  return [float(_pitch_margin(x.numpy()[(pitch == p) & dry], i).mean())
+  x, pitch, effect = next(train_input.Batches(data, synth.config, synth.labels,
+                                              synth.normalizer, 36, 0))
+  pitch = pitch.argmax(1) + synth.labels.pitch_min
+  dry = effect.argmax(1) == 0
+  return [float(_pitch_margin(x[(pitch == p) & dry], i).mean())
           for i, p in enumerate(PITCHES)]
 
 

@@ -29,14 +29,14 @@ from reverbsynth.data.labels import Labels
 from reverbsynth.model import layers as L
 from reverbsynth.progress import Progress
 from reverbsynth.runs.config import Config
-from reverbsynth.training import inputs as train_input
+from reverbsynth.training import inputs
 
 logger = logging.getLogger(__name__)
 
 CLASSIFIER_DIR = "classifier"
 EMBEDDING = 128
 MIN_STEPS = 300  # Small datasets still get enough updates.
-VERSION = 3      # Of the architecture, its training and its test figures: part of the cache key.
+VERSION = 4      # Of the architecture, its training and its test figures: part of the cache key.
 DITHER_SEED = 0
 
 
@@ -143,13 +143,13 @@ def load_or_train(data_dir, config: Config, labels: Labels, epochs: int = 5,
                  info["accuracy"])
   logger.info(f"training the judge (classifier) on {data_dir}, {epochs} epochs; cached for reuse")
   keras.utils.set_random_seed(config.seed)
-  normalizer = train_input.compute_normalizer(data_dir, config, labels, config.seed, heard)
+  normalizer = inputs.compute_normalizer(data_dir, config, labels, config.seed, heard)
   manifest = manifest_lib.read(data_dir)
   batch = 32
   steps = max(MIN_STEPS, epochs * manifest["counts"]["per_split"]["train"]["records"] // batch)
-  data = train_input.dataset(data_dir, config, labels, normalizer, batch, config.seed,
-                             prepare=heard)
-  data = data.map(lambda x, p, e: (x, {"pitch": p, "effect": e}))
+  stream = inputs.Batches(data_dir, config, labels, normalizer, batch, config.seed,
+                          prepare=heard)
+  data = inputs.tf_dataset(stream).map(lambda x, p, e: (x, {"pitch": p, "effect": e}))
   trainer = keras.Model(model.inputs, {"pitch": model.outputs[1], "effect": model.outputs[2]})
   trainer.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss={"pitch": keras.losses.CategoricalCrossentropy(from_logits=True),
@@ -157,6 +157,7 @@ def load_or_train(data_dir, config: Config, labels: Labels, epochs: int = 5,
   with Progress(progress, steps, "step", "training the judge") as bar:
     trainer.fit(data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0,
                 callbacks=[_StepProgress(bar)])
+  stream.close()
   judge = Judge(model, config, labels, normalizer, {})
   test = records.read_split(data_dir, "test", config.audio.num_samples,
                             sample_rate=config.audio.sample_rate,

@@ -108,7 +108,6 @@ class Train:
   Keras backend that trains (runs of either backend render, resume and evaluate under both)."""
   checkpoint_minutes: int
   summary_steps: int
-  shuffle_buffer: int
   normalizer_margin: float
   normalizer_examples: int
   sample_pitches: tuple[int, ...]
@@ -171,10 +170,17 @@ class Config:
     return _build(cls, data, "")
 
 
+# Keys that configs saved by older versions hold and that mean nothing now: read past.
+# train.shuffle_buffer: tf.data's shuffle block, before both backends shared one stream
+# whose every epoch permutes all the records (training.inputs).
+RETIRED = ("train.shuffle_buffer",)
+
+
 def _build(kind, data, where: str):
   """An instance of the dataclass `kind` from the dict `data` at key path `where`."""
   if not isinstance(data, dict):
     raise UserError(f"config key {where!r} takes a dict, not {data!r}")
+  data = {k: v for k, v in data.items() if _join(where, k) not in RETIRED}
   fields = {f.name: f for f in dataclasses.fields(kind)}
   hints = typing.get_type_hints(kind)
   for key in data:

@@ -1,7 +1,6 @@
 """What reverbsynth writes for people: WAV and PNG files (each complete or not there at all)
 and the pictures in them."""
 
-import io
 import os
 
 import numpy as np
@@ -58,18 +57,11 @@ def write_notes(grid, audio: np.ndarray, sample_rate: int, out, bits: str = "flo
       write_png(name + ".png", audio_image(note, sample_rate))
 
 
-def encode_png(image: np.ndarray) -> bytes:
-  """A uint8 image [H, W, 1 (grey) or 3 (RGB)] as PNG bytes."""
-  image = np.ascontiguousarray(image, np.uint8)
-  buffer = io.BytesIO()
-  PIL.Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buffer, "PNG")
-  return buffer.getvalue()
-
-
 def write_png(path, image: np.ndarray) -> None:
-  """Writes a uint8 image [H, W, 1 or 3] as PNG."""
-  with atomic_path(path) as tmp, open(tmp, "wb") as f:
-    f.write(encode_png(image))
+  """Writes a uint8 image [H, W, 1 (grey) or 3 (RGB)] as PNG."""
+  image = np.ascontiguousarray(image, np.uint8)
+  with atomic_path(path) as tmp:
+    PIL.Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(tmp, "PNG")
 
 
 def spectra_image(spectra) -> np.ndarray:

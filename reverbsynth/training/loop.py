@@ -30,7 +30,7 @@ from reverbsynth.runs import files
 from reverbsynth.runs.config import Config
 from reverbsynth.synthesis import outputs
 from reverbsynth.synthesis.synthesizer import Synthesizer
-from reverbsynth.training import numpy_inputs, summaries
+from reverbsynth.training import inputs, summaries
 
 GAP_SECONDS = 0.25
 
@@ -86,7 +86,6 @@ class Trainer:
                       "this version cannot resume: give another --out, or remove that run")
     files.start(run_dir, config, self.labels, resume)
     priors = label_prior(manifest, self.labels)  # Refuses a pitch range without notes.
-    self.inputs = steps_class.inputs
     self.normalizer = self._normalizer()
     self.model_config = files.model_config(config, self.labels)
     self.steps = steps_class(config, self.model_config, self.normalizer, *priors)
@@ -104,8 +103,8 @@ class Trainer:
       normalizer = files.identity_normalizer()  # Its networks see audio features.
       files.write_normalizer(self.run_dir, normalizer)
     if normalizer is None:
-      normalizer = self.inputs.compute_normalizer(self.data_dir, self.config, self.labels,
-                                                  self.config.seed)
+      normalizer = inputs.compute_normalizer(self.data_dir, self.config, self.labels,
+                                             self.config.seed)
       files.write_normalizer(self.run_dir, normalizer)
     return normalizer
 
@@ -223,8 +222,8 @@ class Trainer:
       real = records.read_split(self.data_dir, "train", audio.num_samples, limit=4,
                                 sample_rate=audio.sample_rate, pitches=self.labels.pitch_range)
       return outputs.audio_images(real["audio"], audio.sample_rate)
-    data = numpy_inputs.Batches(self.data_dir, self.config, self.labels, self.normalizer, 4,
-                                self.config.seed, workers=1)
+    data = inputs.Batches(self.data_dir, self.config, self.labels, self.normalizer, 4,
+                          self.config.seed, workers=1)
     real = next(data)[0]
     data.close()
     return outputs.spectra_image(real)

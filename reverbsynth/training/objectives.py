@@ -1,11 +1,15 @@
-"""The ddsp generator's losses, composed once for both Keras backends.
+"""Both generator families' losses, composed once for both Keras backends.
 
 A backend's step binds the networks' weights (TensorFlow: its variables; JAX: a
-StatelessScope over traced values) and differentiates these functions; nothing here
-knows which backend runs.
+StatelessScope over traced values) and differentiates `critic_loss` and
+`generator_loss`; nothing here knows which backend runs. A new generator family adds its
+pair of losses here and to FAMILIES.
 
-Critic: WGAN-GP (+ drift, + auxiliary classifiers, projection) on log-mel features of
-real notes and of generated ones.
+Progressive family (GANSynth): WGAN-GP + drift + auxiliary classifiers (or projection) on
+normalized spectra at the level being trained, the reals brought to that level and faded
+as the fakes are; G adds the envelope term (`loss.envelope`) on the spectra's energy.
+
+Ddsp family. Critic: the same, on log-mel features of real notes and of generated ones.
 Generator, the sum of:
 - adversarial: -critic(G(z, labels)) for z from the prior and labels from the dataset's;
 - reconstruction: the multi-scale spectral loss of G(z ~ encoder(dry note), pitch,
@@ -21,41 +25,112 @@ Generator, the sum of:
   learned response against the real wet note: the response is fitted to the effect as a
   system, from real pairs alone (the other terms see it frozen: the reconstruction, free
   to move it, bends the response to cover the synth's errors; README, bug hunts).
+
+Every loss takes (g, d, batch, draws, at): the real batch as training.inputs yields it,
+the step's draws (Steps.draws) and `at`, a Level; it returns (loss, {term: value}).
 """
+
+import typing
 
 from keras import ops
 
-from reverbsynth.model import ddsp, losses
+from reverbsynth.model import ddsp, layers as L, losses
 
 ENVELOPE_FLOOR = 1e-10  # A frame's share of the note's energy: -100 dB.
 
 
-def critic_loss(g, d, batch, draws, level, alpha, config, model_config):
-  """(D's loss, its terms) for a real batch (dry [B, S], notes [B, S], pitch [B, P],
-  effect [B, E]) and the step's draws (Steps.draws)."""
-  cfg = config.loss
-  _, notes, pitch, effect = batch
-  z, fake_pitch, fake_effect, u = draws[:4]
-  if cfg.projection:  # The penalty's mixes of a real and a fake share their labels.
-    fake_pitch, fake_effect = pitch, effect
-  real = ddsp.critic_features(notes, model_config)
-  fake = ops.stop_gradient(ddsp.critic_features(
-      g(z, fake_pitch, fake_effect, level=level, alpha=alpha), model_config))
-  penalty = losses.gradient_penalty(lambda x: losses.critic(d(x), pitch, effect, cfg),
-                                    real, fake, u)
-  terms = losses.discriminator_loss(d(real), d(fake), penalty, pitch, effect, cfg,
-                                    fake_labels=(fake_pitch, fake_effect))
+
+
+class Level(typing.NamedTuple):
+  """Where a step trains: the level and its fade-in alpha (a scalar tensor), the run's
+  Config, the networks' ModelConfig and the spectral Normalizer."""
+  level: int
+  alpha: typing.Any
+  config: typing.Any
+  model_config: typing.Any
+  normalizer: typing.Any
+
+  def play(self, g, *inputs, **kwargs):
+    """G's output at this level."""
+    return g(*inputs, level=self.level, alpha=self.alpha, **kwargs)
+
+  def judge(self, d, x):
+    """D's (score, pitch logits, effect logits) at this level."""
+    return d(x, level=self.level, alpha=self.alpha)
+
+
+def _fake_labels(draws, pitch, effect, cfg) -> tuple:
+  """The labels of the fakes D sees: drawn, or the reals' with a projection critic (the
+  penalty's mixes of a real and a fake share their labels)."""
+  return (pitch, effect) if cfg.projection else draws[1:3]
+
+
+def _real_at(spectra, at: Level):
+  """Full-size real spectra [B, T, F, 2] brought to `at.level`, faded like the fakes."""
+  factor = 2 ** (at.model_config.num_levels - at.level)
+  x = L.downsample(spectra, factor) if factor > 1 else spectra
+  if at.level == 1:
+    return x
+  return L.lerp(L.upsample(L.downsample(x)), x, at.alpha)
+
+
+def _critic_terms(d, real, fake, labels, draws, at: Level, **penalty_units):
+  """(D's loss, its terms) from real and fake features of the same shape."""
+  cfg = at.config.loss
+  pitch, effect = labels
+  fake_pitch, fake_effect = _fake_labels(draws, pitch, effect, cfg)
+  penalty = losses.gradient_penalty(
+      lambda x: losses.critic(at.judge(d, x), pitch, effect, cfg), real, fake, draws[3],
+      **penalty_units)
+  terms = losses.discriminator_loss(at.judge(d, real), at.judge(d, fake), penalty, pitch,
+                                    effect, cfg, fake_labels=(fake_pitch, fake_effect))
   return terms["d_loss"], terms
 
 
-def generator_loss(g, d, batch, draws, level, alpha, config, model_config):
-  """(G's loss, its terms): adversarial, envelope, reconstruction with KL, and response."""
-  cfg = config.loss
+def progressive_critic_loss(g, d, batch, draws, at: Level):
+  """Batch: normalized spectra [B, T, F, 2], pitch [B, P], effect [B, E]. GANSynth takes
+  the penalty's gradient in raw units at full size (losses.gradient_penalty)."""
+  spectra, pitch, effect = batch
+  fake_pitch, fake_effect = _fake_labels(draws, pitch, effect, at.config.loss)
+  fake = ops.stop_gradient(at.play(g, draws[0], fake_pitch, fake_effect))
+  return _critic_terms(d, _real_at(spectra, at), fake, (pitch, effect), draws, at,
+                       channel_scale=at.normalizer.scale,
+                       upsampling=2 ** (at.model_config.num_levels - at.level))
+
+
+def progressive_generator_loss(g, d, batch, draws, at: Level):
+  """Adversarial and auxiliary-classifier terms, and the envelope term."""
+  cfg, (scale, offset) = at.config.loss, (at.normalizer.scale[0], at.normalizer.offset[0])
+  spectra, _, effect = batch
+  z_g, pitch_g, effect_g = draws[4:7]
+  fake = at.play(g, z_g, pitch_g, effect_g)
+  envelope = None
+  if cfg.envelope:
+    envelope_of = lambda x: losses.energy_envelope(x, scale, offset)
+    envelope = losses.envelope_loss(envelope_of(_real_at(spectra, at)), envelope_of(fake),
+                                    effect, effect_g)
+  terms = losses.generator_loss(at.judge(d, fake), pitch_g, effect_g, cfg, envelope)
+  return terms["g_loss"], terms
+
+
+def ddsp_critic_loss(g, d, batch, draws, at: Level):
+  """Batch: dry notes [B, S], the notes through their effect [B, S], pitch [B, P],
+  effect [B, E]; D sees log-mel features of real and generated notes."""
+  _, notes, pitch, effect = batch
+  fake_pitch, fake_effect = _fake_labels(draws, pitch, effect, at.config.loss)
+  features = lambda audio: ddsp.critic_features(audio, at.model_config)
+  fake = ops.stop_gradient(features(at.play(g, draws[0], fake_pitch, fake_effect)))
+  return _critic_terms(d, features(notes), fake, (pitch, effect), draws, at)
+
+
+def ddsp_generator_loss(g, d, batch, draws, at: Level):
+  """Adversarial, envelope, reconstruction with KL, and response terms."""
+  cfg, model_config = at.config.loss, at.model_config
   dry, notes, pitch, effect = batch
   z_g, pitch_g, effect_g, eps = draws[4:8]
-  fake = g(z_g, pitch_g, effect_g, level=level, alpha=alpha, frozen_responses=True)
-  terms = losses.generator_loss(d(ddsp.critic_features(fake, model_config)), pitch_g,
-                                effect_g, cfg)
+  fake = at.play(g, z_g, pitch_g, effect_g, frozen_responses=True)
+  terms = losses.generator_loss(at.judge(d, ddsp.critic_features(fake, model_config)),
+                                pitch_g, effect_g, cfg)
   total = cfg.adversarial * terms["g_loss"]
   if cfg.envelope:
     envelope_of = lambda audio: losses.audio_envelope(audio, model_config.hop)
@@ -65,7 +140,7 @@ def generator_loss(g, d, batch, draws, level, alpha, config, model_config):
   if cfg.reconstruction:
     mean, log_variance = g.encode(dry)
     z = mean + ops.exp(0.5 * log_variance) * eps
-    played = g(z, pitch, effect, level=level, alpha=alpha, frozen_responses=True)
+    played = at.play(g, z, pitch, effect, frozen_responses=True)
     terms["reconstruction"] = losses.multiscale_spectral_loss(notes, played)
     terms["kl"] = losses.kl_divergence(mean, log_variance)
     total = total + cfg.reconstruction * terms["reconstruction"] + cfg.kl * terms["kl"]
@@ -74,3 +149,17 @@ def generator_loss(g, d, batch, draws, level, alpha, config, model_config):
     total = total + cfg.response * terms["response"]
   terms["g_loss"] = total
   return total, terms
+
+
+FAMILIES = {"progressive": (progressive_critic_loss, progressive_generator_loss),
+            "ddsp": (ddsp_critic_loss, ddsp_generator_loss)}
+
+
+def critic_loss(g, d, batch, draws, at: Level):
+  """(D's loss, its terms) for the run's generator family."""
+  return FAMILIES[at.config.model.generator][0](g, d, batch, draws, at)
+
+
+def generator_loss(g, d, batch, draws, at: Level):
+  """(G's loss, its terms) for the run's generator family."""
+  return FAMILIES[at.config.model.generator][1](g, d, batch, draws, at)

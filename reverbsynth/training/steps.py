@@ -1,10 +1,10 @@
-"""What both backends' training steps share: the networks, the generator EMA, Adam, and the
-real spectra brought to the level being trained.
+"""What both backends' training steps share: the networks, the generator EMA, Adam, the real
+batches and each step's draws; the losses are training.objectives'.
 
-A backend's `Steps` (steps_tensorflow, steps_jax) adds `spectra_batches` (its input path
-of spectra; the ddsp family's audio pairs are the same for both),
-`run` (one D and one G update on a global batch) and, where it keeps the weights
-apart from the Keras variables while it trains (JAX), `sync` and `reload`.
+A backend's `Steps` (steps_tensorflow, steps_jax) adds `run` (one D and one G update on a
+global batch, by differentiating objectives.critic_loss and generator_loss) and, where it
+keeps the weights apart from the Keras variables while it trains (JAX), `sync` and
+`reload`.
 """
 
 import contextlib
@@ -13,10 +13,10 @@ import keras
 import numpy as np
 
 from reverbsynth import spectral
-from reverbsynth.model import ddsp, layers as L, networks
+from reverbsynth.model import ddsp, networks
 from reverbsynth.runs import files
 from reverbsynth.runs.config import Config
-from reverbsynth.training import numpy_inputs
+from reverbsynth.training import inputs, objectives
 
 
 def ema_decay(config: Config, batch: int) -> float:
@@ -73,12 +73,11 @@ class Steps:
                                  epsilon=1e-8)
 
   def batches(self, data_dir, labels, batch: int, skip: int = 0):
-    """The real batches after `skip` images that `run` takes: numpy_inputs.Pairs' audio for
-    the ddsp family, the backend's `spectra_batches` for the spectral one."""
-    if self.ddsp:
-      return numpy_inputs.Pairs(data_dir, self.config, labels, self.normalizer, batch,
-                                self.config.seed, skip)
-    return self.spectra_batches(data_dir, labels, batch, skip)
+    """The real batches after `skip` images that `run` takes, as numpy: inputs.Pairs' audio
+    for the ddsp family, inputs.Batches' spectra for the spectral one (the same stream on
+    both backends)."""
+    kind = inputs.Pairs if self.ddsp else inputs.Batches
+    return kind(data_dir, self.config, labels, self.normalizer, batch, self.config.seed, skip)
 
   def draws(self, batch: int, step: int) -> tuple:
     """A step's randomness, drawn on the host from (seed, step), so that both backends take
@@ -102,13 +101,9 @@ class Steps:
       draws += (rng.standard_normal((batch, m.latent_size)).astype(np.float32),)
     return draws
 
-  def real_at(self, spectra, level: int, alpha):
-    """Full-size real spectra [B, T, F, 2] brought to `level`, faded like the fakes."""
-    factor = 2 ** (self.model_config.num_levels - level)
-    x = L.downsample(spectra, factor) if factor > 1 else spectra
-    if level == 1:
-      return x
-    return L.lerp(L.upsample(L.downsample(x)), x, alpha)
+  def at(self, level: int, alpha) -> objectives.Level:
+    """Where a step at `level` and fade-in `alpha` trains, for training.objectives."""
+    return objectives.Level(level, alpha, self.config, self.model_config, self.normalizer)
 
   def _variables(self) -> dict:
     """{group: [Keras variables]} in checkpoint order (Adam: its own, not a loss scaler's)."""

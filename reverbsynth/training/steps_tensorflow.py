@@ -1,18 +1,16 @@
-"""Training steps on the TensorFlow backend: a tf.function per (level, batch), tf.data input,
-MirroredStrategy over the local GPUs when `train.distribute` is set."""
+"""Training steps on the TensorFlow backend: a tf.function per (level, batch), the shared
+input stream through tf.data, MirroredStrategy over the local GPUs when `train.distribute`
+is set."""
 
 import keras
 import tensorflow as tf
 
 from reverbsynth.errors import UserError
-from reverbsynth.model import losses
 from reverbsynth.training import inputs, objectives
 from reverbsynth.training.steps import Steps, ema_decay
 
 
 class TensorFlowSteps(Steps):
-
-  inputs = inputs
 
   def __init__(self, *args):
     super().__init__(*args)
@@ -28,25 +26,25 @@ class TensorFlowSteps(Steps):
     return (keras.optimizers.LossScaleOptimizer(adam)
             if self.config.train.precision == "mixed_float16" else adam)
 
-  def spectra_batches(self, data_dir, labels, batch: int, skip: int = 0):
-    """(spectra [B, T, F, 2], pitch one-hot [B, P], effect one-hot [B, E]) after `skip`."""
-    return iter(self.strategy.experimental_distribute_dataset(inputs.dataset(
-        data_dir, self.config, labels, self.normalizer, batch, self.config.seed, skip=skip)))
+  def batches(self, data_dir, labels, batch: int, skip: int = 0):
+    """Steps.batches as the strategy's distributed tensors."""
+    stream = super().batches(data_dir, labels, batch, skip)
+    return iter(self.strategy.experimental_distribute_dataset(inputs.tf_dataset(stream)))
 
   def run(self, level: int, batch: int, inputs: tuple, alpha: float, step: int) -> dict:
     """One D and one G update and the EMA on a batch of `batches`; returns the loss terms
     as floats."""
     if (level, batch) not in self._steps:
-      make = self._make_ddsp_step if self.ddsp else self._make_step
-      self._steps[level, batch] = make(level, batch)
+      self._steps[level, batch] = self._make_step(level, batch)
     draws = tuple(tf.constant(d) for d in self.draws(batch, step))
-    terms = self._steps[level, batch](*inputs, tf.constant(alpha, tf.float32), draws)
+    terms = self._steps[level, batch](tuple(inputs), tf.constant(alpha, tf.float32), draws)
     return {k: float(v) for k, v in terms.items()}
 
-  def _apply(self, optimizer, loss, variables, replicas: int = 1) -> None:
+  def _apply(self, optimizer, loss, variables, replicas: int) -> None:
     # tf.gradients, not a GradientTape: a tape adds the uses of a weight in an order
     # set by process-wide tensor ids, so the same step traced later in a process (a
     # resumed run) rounds differently; tf.gradients adds them in the graph's own order.
+    # Optimizers sum gradients over replicas: each replica's loss is divided by their number.
     grads = tf.gradients(optimizer.scale_loss(loss / replicas), [v.value for v in variables])
     pairs = [(gr, v) for gr, v in zip(grads, variables) if gr is not None]
     optimizer.apply([p[0] for p in pairs], [p[1] for p in pairs])
@@ -55,67 +53,32 @@ class TensorFlowSteps(Steps):
     for averaged, current in zip(self.ema.weights, self.generator.weights):
       averaged.assign(decay * averaged + (1.0 - decay) * current)
 
-  def _make_ddsp_step(self, level: int, batch: int):
-    """A tf.function: one D and one G update of the ddsp family (training.objectives)."""
-    if self.strategy.num_replicas_in_sync > 1:
-      raise UserError("train.distribute with model.generator ddsp runs on the JAX backend "
-                      "only: give --backend jax")
+  def _make_step(self, level: int, batch: int):
+    """A tf.function (real batch, alpha, draws) -> loss terms: one D and one G update
+    (training.objectives) on a global batch split over the replicas, then the EMA."""
     g, d = self.generator, self.discriminator
     decay = ema_decay(self.config, batch)
-
-    def step(dry, notes, pitch, effect, alpha, draws):
-      real, at = (dry, notes, pitch, effect), (level, alpha, self.config, self.model_config)
-      d_loss, d_terms = objectives.critic_loss(g, d, real, draws, *at)
-      self._apply(self.d_opt, d_loss, d.trainable_variables)
-      g_loss, g_terms = objectives.generator_loss(g, d, real, draws, *at)
-      self._apply(self.g_opt, g_loss, g.trainable_variables)
-      self._update_ema(decay)
-      return {**d_terms, **g_terms}
-
-    return tf.function(step, jit_compile=bool(self.config.train.xla))
-
-  def _make_step(self, level: int, batch: int):
-    """A tf.function: one D and one G update on a global batch, split over the replicas."""
-    g, d, cfg = self.generator, self.discriminator, self.config.loss
-    decay = ema_decay(self.config, batch)
     replicas = self.strategy.num_replicas_in_sync
+    if self.ddsp and replicas > 1:
+      raise UserError("train.distribute with model.generator ddsp runs on the JAX backend "
+                      "only: give --backend jax")
     if batch % replicas:
       raise UserError(f"batch size {batch} does not split over {replicas} replicas: "
                       f"make schedule.batch_size a multiple of {replicas}")
     per_replica = batch // replicas
-    upsampling = 2 ** (self.model_config.num_levels - level)  # GANSynth's D sees full size.
 
-    apply = lambda optimizer, loss, variables: self._apply(optimizer, loss, variables, replicas)
-
-    def replica_step(real, pitch, effect, alpha, draws):
-      # Optimizers sum gradients over replicas: each replica's loss is divided by their number.
+    def replica_step(real, alpha, draws):
       replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-      part = lambda x: x[replica * per_replica:(replica + 1) * per_replica]
-      z, fake_pitch, fake_effect, u, z_g, pitch_g, effect_g = map(part, draws)
-      real = self.real_at(real, level, alpha)
-      if cfg.projection:  # The penalty's mixes of a real and a fake share their labels.
-        fake_pitch, fake_effect = pitch, effect
-      fake = g(z, fake_pitch, fake_effect, level=level, alpha=alpha)
-      penalty = losses.gradient_penalty(
-          lambda x: losses.critic(d(x, level=level, alpha=alpha), pitch, effect, cfg),
-          real, fake, u, self.normalizer.scale, upsampling)
-      d_terms = losses.discriminator_loss(d(real, level=level, alpha=alpha),
-                                          d(fake, level=level, alpha=alpha),
-                                          penalty, pitch, effect, cfg,
-                                          fake_labels=(fake_pitch, fake_effect))
-      apply(self.d_opt, d_terms["d_loss"], d.trainable_variables)
-      fake = g(z_g, pitch_g, effect_g, level=level, alpha=alpha)
-      envelope_of = lambda x: losses.energy_envelope(x, self.normalizer.scale[0],
-                                                     self.normalizer.offset[0])
-      envelope = losses.envelope_loss(envelope_of(real), envelope_of(fake), effect,
-                                      effect_g) if cfg.envelope else None
-      g_terms = losses.generator_loss(d(fake, level=level, alpha=alpha),
-                                      pitch_g, effect_g, cfg, envelope)
-      apply(self.g_opt, g_terms["g_loss"], g.trainable_variables)
+      draws = tuple(x[replica * per_replica:(replica + 1) * per_replica] for x in draws)
+      at = self.at(level, alpha)
+      d_loss, d_terms = objectives.critic_loss(g, d, real, draws, at)
+      self._apply(self.d_opt, d_loss, d.trainable_variables, replicas)
+      g_loss, g_terms = objectives.generator_loss(g, d, real, draws, at)
+      self._apply(self.g_opt, g_loss, g.trainable_variables, replicas)
       return {**d_terms, **g_terms}
 
-    def step(real, pitch, effect, alpha, draws):
-      terms = self.strategy.run(replica_step, args=(real, pitch, effect, alpha, draws))
+    def step(real, alpha, draws):
+      terms = self.strategy.run(replica_step, args=(real, alpha, draws))
       terms = {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
                for k, v in terms.items()}
       self._update_ema(decay)
