@@ -29,9 +29,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
-# ruff (pyproject.toml's [tool.ruff]); .ci/run runs it before the tests.
+# ruff, and mypy on the public modules (pyproject.toml's [tool.ruff], [tool.mypy]); .ci/run
+# runs it before the tests.
 lint: $(STAMP)
 	$(BIN)/ruff check reverbsynth pipelines tests tools
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks

@@ -29,3 +29,17 @@ def has_accelerator() -> bool:
   if visible is not None and visible.strip() in ("", "-1"):
     return False
   return os.path.exists("/dev/nvidia0") or os.path.exists("/dev/nvidiactl")
+
+
+# What the `train` extra brings (import names): the verbs that run a model need all of it.
+TRAIN_EXTRA = ("tensorflow", "keras", "jax", "tensorboard", "tensorboardX", "matplotlib")
+
+
+def require_train_extra(verb: str) -> None:
+  """UserError naming the install, before any work, where the train extra is missing (as on
+  a Beam worker's install, which builds datasets only)."""
+  import importlib.util
+  missing = [name for name in TRAIN_EXTRA if importlib.util.find_spec(name) is None]
+  if missing:
+    raise UserError(f"'reverbsynth {verb}' needs the train extra ({', '.join(missing)} not "
+                    "installed): pip install 'reverbsynth[train]'")

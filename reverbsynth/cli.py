@@ -2,48 +2,13 @@
 
 import contextlib
 import functools
-import importlib.util
-import itertools
 import logging
 import os
-import sys
 
 import click
 
 from reverbsynth import console, paths, storage
-from reverbsynth.errors import Failure, UserError
-
-
-def _echo_err(message: str) -> None:
-  click.echo(f"reverbsynth: {message}", err=True)
-
-
-def _latest(given, found, what: str, option: str, maker: str, doing: str):
-  """`given`, else `found` (the newest dataset or run, said on stderr); UserError when none."""
-  if given is not None:
-    return given
-  if found is None:
-    raise UserError(f"no {what} under {paths.home()}: make one with 'reverbsynth {maker}', "
-                    f"or give {option}")
-  _echo_err(f"{doing} {found} (the latest {what}; {option} to choose)")
-  return found
-
-
-def _run_dir(run, doing: str):
-  """--run, else the run 'reverbsynth train' exported last, else the generator shipped
-  with the package (said on stderr)."""
-  from reverbsynth.runs import files
-  found = paths.latest_run()
-  shipped = files.pretrained() if run is None and found is None else None
-  if shipped:
-    _echo_err(f"{doing} the model shipped with reverbsynth ({shipped}): no trained run under "
-              f"{paths.home()} ('reverbsynth train' makes one; --run to choose)")
-    return shipped
-  return _latest(run, found, "trained run", "--run", "train", doing)
-
-
-def _dataset(data, doing: str):
-  return _latest(data, paths.latest_dataset(), "dataset", "--data", "build-dataset", doing)
+from reverbsynth.errors import Failure
 
 
 class _UserPath(click.Path):
@@ -53,20 +18,12 @@ class _UserPath(click.Path):
     return super().convert(storage.resolve(value), param, ctx)
 
 
-# What the `train` extra brings (import names): the verbs that run a model need all of it.
-TRAIN_EXTRA = ("tensorflow", "keras", "jax", "tensorboard", "matplotlib")
-
-
 def _needs_train_extra(command):
-  """Refuses the command in one line, before any work, where the train extra is missing (as
-  on a Beam worker's install, which builds datasets only)."""
+  """Refuses the command in one line where the train extra is missing."""
   @functools.wraps(command)
   def checked(*args, **kwargs):
-    missing = [name for name in TRAIN_EXTRA if importlib.util.find_spec(name) is None]
-    if missing:
-      raise UserError(f"'reverbsynth {click.get_current_context().info_name}' needs the train "
-                      f"extra ({', '.join(missing)} not installed): pip install "
-                      "'reverbsynth[train]'")
+    from reverbsynth import backend
+    backend.require_train_extra(str(click.get_current_context().info_name))
     return command(*args, **kwargs)
   return checked
 
@@ -160,10 +117,9 @@ def build_dataset(ctx, progress, **options):
   if local:
     storage.check_writable_dir(plan.out, "--out")
 
-  def checked():
-    if options["source"] is None:
-      _echo_err("no --source given: rendering notes from the built-in General MIDI "
-                f"SoundFont ({plan.source.path})")
+  checked = (lambda: console.say("no --source given: rendering notes from the built-in "
+                                 f"General MIDI SoundFont ({plan.source.path})")
+             ) if options["source"] is None else (lambda: None)
 
   try:
     with storage.removed_on_error(plan.out) if local else contextlib.nullcontext():
@@ -188,8 +144,8 @@ def build_dataset(ctx, progress, **options):
 @click.option("--max-steps", default=None, type=click.IntRange(min=1),
               help="Stop after this many steps (a checkpoint is kept; --resume goes on).")
 @click.option("--backend", default=None, type=click.Choice(["tensorflow", "jax"]),
-              help="Keras backend to train on (train.backend; default: the config's, "
-                   "tensorflow). A run of either renders, evaluates and resumes under both.")
+              help="Keras backend to train on (train.backend). Default: the config's. A run "
+                   "of either renders, evaluates and resumes under both.")
 @_progress_option
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 @_needs_train_extra
@@ -204,21 +160,17 @@ def train(config_name, data, out, stages, resume, max_steps, backend, progress, 
   """
   from reverbsynth import backend as backends
   from reverbsynth.runs import config as config_lib
-  if config_name is None:
-    config_name, why = config_lib.fitting(backends.has_accelerator())
-    _echo_err(f"config {config_name}: {why}")
+  config_name = config_name or config_lib.fitting(backends.has_accelerator())
   config = config_lib.load(config_name, overrides + ((f"train.backend={backend}",)
                                                      if backend else ()))
-  data = _dataset(data, "training on")
+  data = paths.dataset(data, "training on")
   out = out or str(paths.default_run_dir(config.name, data))
   storage.check_writable_dir(out, "--out")
   backends.use(config.train.backend)  # Before Keras loads (with the training modules).
   from reverbsynth.model import schedule
   from reverbsynth.training import cost, loop as training
   stages = schedule.stages_to_train(stages, config.model.num_levels, config.name)
-  warning = cost.warning(config, stages)
-  if warning:
-    _echo_err(warning)
+  cost.warn(config, stages)
   with storage.removed_on_error(out):
     trainer = training.Trainer(config, str(data), out, resume=resume)
   terms = trainer.train(stages, progress=progress, max_steps=max_steps)
@@ -227,8 +179,9 @@ def train(config_name, data, out, stages, resume, max_steps, backend, progress, 
 
 def _synthesizer(run):
   """The Synthesizer of --run, of the run 'reverbsynth train' exported last, or shipped."""
+  from reverbsynth.runs import files
   from reverbsynth.synthesis import synthesizer
-  return synthesizer.load(_run_dir(run, "playing the generator of"))
+  return synthesizer.load(files.run_dir(run, "playing the generator of"))
 
 
 @cli.command("generate")
@@ -253,29 +206,17 @@ def _synthesizer(run):
 @_bits_option
 @click.option("--png", is_flag=True, help="Also write each note's spectrogram as PNG.")
 @_needs_train_extra
-def generate(run, pitches, effects, velocities, seeds, latents_file, interpolate,
-             save_latents, out, bits, png):
+def generate(run, out, **options):
   """Generate notes: every combination of pitch, effect, velocity and latent.
 
     reverbsynth generate --pitch 40 --effect dry --effect reverb --seed 1 --seed 2
   """
-  import numpy as np
-
-  from reverbsynth.synthesis import outputs, synthesizer
+  from reverbsynth.synthesis import synthesizer
   storage.check_writable_dir(out, "--out")
-  if save_latents:
-    storage.check_writable_file(save_latents, "--save-latents")
-  synth = _synthesizer(run)
-  pitches, velocities = pitches or (36, 48, 60), velocities or (100,)
-  effects = effects or synth.labels.effects
-  z = synthesizer.choose_latents(synth, seeds, latents_file, interpolate)
-  grid, audio = synthesizer.generate_grid(synth, pitches, effects, velocities, z)
-  outputs.write_notes(grid, audio, synth.sample_rate, out, bits, png)
-  if save_latents:
-    with storage.atomic_path(save_latents) as tmp, open(tmp, "wb") as f:
-      np.save(f, z)  # To the open file: given a name, np.save would add .npy to it.
-  click.echo(f"{len(grid)} notes ({len(pitches)} pitches x {len(effects)} effects x "
-             f"{len(velocities)} velocities x {len(z)} latents) in {out}")
+  if options["save_latents"]:
+    storage.check_writable_file(options["save_latents"], "--save-latents")
+  click.echo(synthesizer.generate_files(_synthesizer(run), out,
+                                        synthesizer.GenerateOptions(**options)))
 
 
 @cli.command("render")
@@ -311,16 +252,9 @@ def render(midi_file, run, out, effects, seed, drums, sample_rate, bits, loudnes
   out = out or os.path.splitext(midi_file)[0] + ".wav"
   storage.check_writable_file(out, "--out")
   tracks = songs.read(midi_file)  # A bad MIDI file is refused before the model loads.
-  plan, summary, image = songs.render_file(tracks, _synthesizer(run), out, songs.RenderOptions(
+  click.echo(songs.render_file(tracks, _synthesizer(run), out, songs.RenderOptions(
       effects=effects, seed=seed, drums=drums, sample_rate=sample_rate, bits=bits,
-      loudness_db=loudness, png=png, progress=progress))
-  for track in tracks:
-    played = "skipped (drums; --drums plays them)" if track.is_drum and not drums \
-        else plan[track.number]
-    click.echo(f"  track {track.describe()}: {played}")
-  click.echo(f"{out}: {summary.line()}")
-  if image:
-    click.echo(f"{image}: spectrogram and notes")
+      loudness_db=loudness, png=png, progress=progress)))
 
 
 @cli.command("apply")
@@ -338,17 +272,9 @@ def apply_effect(in_file, effect, run, out, bits):
 
     reverbsynth apply guitar.wav --effect reverb --out guitar-reverb.wav
   """
-  from reverbsynth.synthesis import outputs, responses
-  stem = os.path.splitext(in_file)[0]
-  out = out or f"{stem}-{outputs.file_names([effect])[effect]}.wav"
-  if os.path.abspath(out) == os.path.abspath(in_file):
-    raise UserError(f"--out {out} is the input file: give another name")
-  storage.check_writable_file(out, "--out")
-  done = responses.apply_file(_synthesizer(run), in_file, effect, out, bits)
-  click.echo(f"{out}: {done['seconds']:.2f} s at {done['rate']} Hz, {done['channels']} "
-             f"channel(s), {done['tail_seconds']:.2f} s of tail"
-             + (f", scaled {done['gain_db']:.1f} dB to stay below -1 dBFS"
-                if done["gain_db"] < -0.05 else ""))
+  from reverbsynth.synthesis import responses
+  out = responses.output_path(in_file, effect, out)
+  click.echo(responses.apply_file(_synthesizer(run), in_file, effect, out, bits))
 
 
 @cli.command("evaluate")
@@ -357,7 +283,7 @@ def apply_effect(in_file, effect, run, out, bits):
               help="The dataset it was trained on (its test split is the real reference). "
                    "Default: the one build-dataset wrote last.")
 @click.option("--out", default=None, type=_UserPath(), metavar="DIR",
-              help="Report directory. Default: RUN/scores.")
+              help="Report directory. Default: RUN/evaluation.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the latents.")
 @click.option("--ndb-bins", default=50, show_default=True, type=click.IntRange(min=2),
               help="k-means bins of the NDB (number of statistically different bins) score.")
@@ -370,28 +296,21 @@ def apply_effect(in_file, effect, run, out, bits):
 @click.option("--per-stage", is_flag=True, help="Also score every stage checkpoint of the run.")
 @_progress_option
 @_needs_train_extra
-def evaluate(run, data, out, seed, ndb_bins, reference_notes, classifier_epochs,
-             retrain_classifier, per_stage, progress):
+def evaluate(run, data, out, **settings):
   """Score a run's notes against real held-out notes and write a report.
 
     reverbsynth evaluate --run RUN --data DATASET
   """
   from reverbsynth.evaluation import page, report, scores
-  run, data = _run_dir(run, "evaluating"), _dataset(data, "against")
+  from reverbsynth.runs import files
+  run, data = files.run_dir(run, "evaluating"), paths.dataset(data, "against")
   out = out or os.path.join(str(run), "evaluation")
   storage.check_writable_dir(out, "--out")
-  settings = scores.Settings(seed=seed, ndb_bins=ndb_bins, reference_notes=reference_notes,
-                             classifier_epochs=classifier_epochs, per_stage=per_stage,
-                             retrain_classifier=retrain_classifier, progress=progress)
-  if not progress:
+  if not settings["progress"]:
     logging.getLogger("reverbsynth").setLevel(logging.WARNING)
-  result = scores.evaluate(str(run), str(data), settings)
+  result = scores.evaluate(str(run), str(data), scores.Settings(**settings))
   written = report.write(result, out)
-  listen = page.write(result, written, out)
-  click.echo(report.table(result["rows"], result["synth"].labels.effects))
-  click.echo(f"judge held-out accuracy: pitch {result['judge_accuracy']['pitch']:.1%}, "
-             f"effect {result['judge_accuracy']['effect']:.1%}")
-  click.echo(f"Report: {written['report.md']}; to listen: {listen}")
+  click.echo(report.summary(result, written, page.write(result, written, out)))
 
 
 @cli.command("export")
@@ -418,30 +337,10 @@ def list_effects():
 
 
 def run(args) -> int:
-  """Runs the command line `args` in this process; returns its exit status: 0 done, 2 refused
-  (bad input), 1 failed through no fault of the user's, 130 interrupted. Each error is one
-  line on stderr."""
-  try:
-    code = cli.main(args=list(args), prog_name="reverbsynth", standalone_mode=False)
-  except click.UsageError as e:
-    _echo_err(f"error: {e.format_message()} (see --help)")
-    return 2
-  except UserError as e:
-    _echo_err(f"error: {e}")
-    return 2
-  except Failure as e:
-    _echo_err(f"failed: {e}")
-    return 1
-  except (click.Abort, KeyboardInterrupt):
-    _echo_err("interrupted")
-    return 130
-  return code if isinstance(code, int) else 0
+  """Runs the command line `args` in this process; returns its exit status (console.run)."""
+  return console.run(cli, args)
 
 
 def main(argv=None) -> None:
-  """Entry point of the `reverbsynth` command: hides the libraries' native log lines unless
-  --verbose comes before the command, runs it and exits with its status."""
-  args = sys.argv[1:] if argv is None else list(argv)
-  if "--verbose" not in itertools.takewhile(lambda a: a.startswith("-"), args):
-    console.hide_native_logs()
-  sys.exit(run(args))
+  """Entry point of the `reverbsynth` command."""
+  console.main(cli, argv)

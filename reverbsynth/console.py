@@ -1,11 +1,17 @@
-"""The console: the package's log lines on stderr, and the native log lines of TensorFlow and
-the libraries under it kept off it (the CLI's plumbing, below every room that logs)."""
+"""The console: the package's log lines on stderr, the native log lines of TensorFlow and
+the libraries under it kept off it, and a command's errors as one line and an exit status
+(the CLI's plumbing, below every room that logs)."""
 
+import itertools
 import logging
 import os
 import re
 import signal
 import sys
+
+import click
+
+from reverbsynth.errors import Failure, UserError
 
 
 class StderrHandler(logging.StreamHandler):
@@ -94,3 +100,38 @@ def hide_native_logs() -> None:
   os.close(sink)
   sys.stderr = open(stderr, "w", buffering=1, encoding=sys.stderr.encoding,
                     errors="backslashreplace")
+
+
+def say(message: str) -> None:
+  """One line 'reverbsynth: message' on stderr."""
+  click.echo(f"reverbsynth: {message}", err=True)
+
+
+def run(group: click.Group, args) -> int:
+  """Runs the command line `args` of `group` in this process; returns its exit status: 0
+  done, 2 refused (bad input), 1 failed through no fault of the user's, 130 interrupted.
+  Each error is one line on stderr."""
+  try:
+    code = group.main(args=list(args), prog_name="reverbsynth", standalone_mode=False)
+  except click.UsageError as e:
+    say(f"error: {e.format_message()} (see --help)")
+    return 2
+  except UserError as e:
+    say(f"error: {e}")
+    return 2
+  except Failure as e:
+    say(f"failed: {e}")
+    return 1
+  except (click.Abort, KeyboardInterrupt):
+    say("interrupted")
+    return 130
+  return code if isinstance(code, int) else 0
+
+
+def main(group: click.Group, argv=None) -> None:
+  """Hides the libraries' native log lines unless --verbose comes before the command, runs
+  `group` on `argv` (default: sys.argv) and exits with its status."""
+  args = sys.argv[1:] if argv is None else list(argv)
+  if "--verbose" not in itertools.takewhile(lambda a: a.startswith("-"), args):
+    hide_native_logs()
+  sys.exit(run(group, args))

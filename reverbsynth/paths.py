@@ -1,13 +1,16 @@
 """Where reverbsynth keeps things by default, and where its configs are."""
 
+import logging
 import os
 import pathlib
 import re
 from importlib import resources
 
+from reverbsynth.errors import UserError
+
 # The package data reverbsynth.configs (the project's configs/ folder): presets, training
 # configs, impulse responses. A directory on disk: reverbsynth is not installed zipped.
-CONFIG_DIR = pathlib.Path(resources.files("reverbsynth.configs"))
+CONFIG_DIR = pathlib.Path(str(resources.files("reverbsynth.configs")))
 
 
 def home() -> pathlib.Path:
@@ -44,3 +47,19 @@ def latest_run() -> pathlib.Path | None:
   exported = sorted((home() / "runs").glob("*/generator/generator.json"),
                     key=lambda p: p.stat().st_mtime)
   return exported[-1].parent.parent if exported else None
+
+
+def given_or_latest(given, found, what: str, option: str, maker: str, doing: str):
+  """`given`, else `found` (the newest dataset or run, said on stderr); UserError when none."""
+  if given is not None:
+    return given
+  if found is None:
+    raise UserError(f"no {what} under {home()}: make one with 'reverbsynth {maker}', "
+                    f"or give {option}")
+  logging.getLogger(__name__).info(f"{doing} {found} (the latest {what}; {option} to choose)")
+  return found
+
+
+def dataset(given, doing: str):
+  """--data, else the dataset build-dataset wrote last (said on stderr, as `doing` it)."""
+  return given_or_latest(given, latest_dataset(), "dataset", "--data", "build-dataset", doing)

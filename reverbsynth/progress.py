@@ -16,7 +16,8 @@ class Progress:
     self.log = enabled and not self.stream.isatty()
     self.bar = tqdm(total=total, unit=unit, desc=phase, file=self.stream, dynamic_ncols=True,
                     disable=self.log or not enabled)
-    self.unit, self.phase, self.values, self.count = unit, phase, {}, 0
+    self.unit, self.phase, self.count = unit, phase, 0
+    self.values: dict = {}
     self.started = self.last = time.perf_counter()
 
   def update(self, count: int, phase=None, **values) -> None:

@@ -147,8 +147,8 @@ def _settings(who: str, kind: str, params: dict, ranges: dict) -> tuple:
   names = list(TYPES[kind].ranges)
   unknown = sorted((set(params) | set(ranges)) - set(names))
   if unknown:
-    valid = names + ["ir"] if kind == "convolution" else names
-    raise UserError(f"{who} has no parameter {unknown[0]!r}; valid: {', '.join(valid)}")
+    known = names + ["ir"] if kind == "convolution" else names
+    raise UserError(f"{who} has no parameter {unknown[0]!r}; valid: {', '.join(known)}")
   ranges = {**TYPES[kind].ranges,
             **{k: tuple(_number(who, k, v) for v in span) for k, span in ranges.items()}}
   params = ({k: (lo + hi) / 2 for k, (lo, hi) in ranges.items()}

@@ -51,10 +51,10 @@ def verify(data_dir, manifest: dict | None = None) -> None:
 
 
 def _human_bytes(n: int) -> str:
-  for unit in ("B", "KB", "MB", "GB"):
-    if n < 1000 or unit == "GB":
-      return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-    n /= 1000
+  """n bytes as B, KB, MB or GB (powers of 1000)."""
+  power = next(i for i in range(4) if n < 1000 ** (i + 1) or i == 3)
+  unit = ("B", "KB", "MB", "GB")[power]
+  return f"{n} B" if power == 0 else f"{n / 1000 ** power:.1f} {unit}"
 
 
 def summary(manifest: dict, data_dir, counters: dict | None = None) -> str:

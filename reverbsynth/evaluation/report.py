@@ -190,3 +190,12 @@ Rainbowgrams (brightness: log magnitude; colour: instantaneous frequency):
   with storage.atomic_path(paths["report.md"]) as tmp, open(tmp, "w") as f:
     f.write(text)
   return paths
+
+
+def summary(result: dict, written: dict, page: str) -> str:
+  """What `reverbsynth evaluate` prints: the table, the judge's accuracy on held-out notes and
+  where the report (`written`, report.write's) and its page are."""
+  accuracy = result["judge_accuracy"]
+  return (f"{table(result['rows'], result['synth'].labels.effects)}\n"
+          f"judge held-out accuracy: pitch {accuracy['pitch']:.1%}, effect "
+          f"{accuracy['effect']:.1%}\nReport: {written['report.md']}; to listen: {page}")

@@ -2,6 +2,7 @@
 differs from it), plus `section.key=value` overrides checked against the types here."""
 
 import dataclasses
+import logging
 import os
 import typing
 
@@ -9,6 +10,7 @@ import yaml
 
 from reverbsynth import paths, spectral
 from reverbsynth.errors import UserError
+from reverbsynth.spectral import SpectralConfig
 
 DEFAULT = "reverbsynth"
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -150,7 +152,7 @@ class Config:
       raise UserError("train.precision mixed_float16 needs loss scaling, which the JAX "
                       "backend does not do: use mixed_bfloat16 (or float32)")
 
-  def spectral_config(self) -> spectral.SpectralConfig:
+  def spectral_config(self) -> SpectralConfig:
     return spectral.SpectralConfig(self.audio.sample_rate, self.audio.num_samples,
                                    self.spectral.nfft, self.spectral.hop, self.spectral.frames,
                                    self.spectral.mel, self.spectral.mel_bands)
@@ -294,10 +296,11 @@ def load(name=None, overrides=()) -> Config:
   return Config.from_dict(data)
 
 
-def fitting(accelerator: bool) -> tuple:
-  """(name, why) of the config that fits the machine: the paper's spectral GAN with an
-  accelerator, the 16 kHz ddsp generator without."""
-  if accelerator:
-    return "reverbsynth", "the paper's spectral GAN, for this machine's GPU"
-  return "ddsp", ("the 16 kHz ddsp generator, which trains on this machine's CPU (--config "
-                  "reverbsynth for the paper's spectral GAN, about a GPU-week)")
+def fitting(accelerator: bool) -> str:
+  """The name of the config that fits the machine (said on stderr, with why): the paper's
+  spectral GAN with an accelerator, the 16 kHz ddsp generator without."""
+  name, why = ("reverbsynth", "the paper's spectral GAN, for this machine's GPU") if accelerator \
+      else ("ddsp", "the 16 kHz ddsp generator, which trains on this machine's CPU (--config "
+                    "reverbsynth for the paper's spectral GAN, about a GPU-week)")
+  logging.getLogger(__name__).info(f"config {name}: {why}")
+  return name

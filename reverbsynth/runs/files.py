@@ -13,12 +13,14 @@
 """
 
 import dataclasses
+import logging
 import os
+import typing
 
 import numpy as np
 import yaml
 
-from reverbsynth import spectral, storage
+from reverbsynth import paths, spectral, storage
 from reverbsynth.data.labels import Labels
 from reverbsynth.errors import UserError
 from reverbsynth.model import ddsp, networks
@@ -100,7 +102,7 @@ def checkpoint_path(run_dir, name: str) -> str:
 def write_checkpoint(path, groups: dict, counters: dict) -> None:
   """Writes {group: [arrays]} (generator, discriminator, ema, g_opt, d_opt: weights in
   their model's order) and {counter: int} (COUNTERS) as one .npz, atomically."""
-  arrays = {f"{group}/{i:04d}": np.asarray(value)
+  arrays: dict[str, typing.Any] = {f"{group}/{i:04d}": np.asarray(value)
             for group, values in groups.items() for i, value in enumerate(values)}
   arrays.update({f"counters/{name}": np.int64(counters[name]) for name in COUNTERS})
   with storage.atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -109,7 +111,8 @@ def write_checkpoint(path, groups: dict, counters: dict) -> None:
 
 def read_checkpoint(path) -> tuple:
   """({group: [arrays]}, {counter: int}) of a checkpoint written by write_checkpoint."""
-  groups, counters = {}, {}
+  groups: dict[str, list] = {}
+  counters: dict[str, int] = {}
   with np.load(path) as data:
     for key in sorted(data.files):
       group, name = key.split("/")
@@ -212,3 +215,16 @@ def pretrained() -> str | None:
   directory = os.environ.get("REVERBSYNTH_PRETRAINED", PRETRAINED)
   return directory if directory and os.path.exists(
       os.path.join(directory, GENERATOR_JSON)) else None
+
+
+def run_dir(given, doing: str):
+  """--run, else the run 'reverbsynth train' exported last, else the generator shipped with
+  the package (said on stderr, as `doing` it)."""
+  found = paths.latest_run()
+  shipped = pretrained() if given is None and found is None else None
+  if shipped:
+    logging.getLogger(__name__).info(
+        f"{doing} the model shipped with reverbsynth ({shipped}): no trained run under "
+        f"{paths.home()} ('reverbsynth train' makes one; --run to choose)")
+    return shipped
+  return paths.given_or_latest(given, found, "trained run", "--run", "train", doing)

@@ -1,11 +1,13 @@
 """A ddsp run's learned effects as plug-ins: the impulse response and dry gain of an effect
 label, applied to any audio (`reverbsynth apply`)."""
 
+import os
+
 import keras
 import numpy as np
 
+from reverbsynth import storage
 from reverbsynth.errors import UserError
-from reverbsynth.storage import atomic_path
 from reverbsynth.synthesis import outputs
 
 
@@ -49,10 +51,20 @@ def apply(audio: np.ndarray, rate: int, dry: float, response: np.ndarray,
   return wet
 
 
-def apply_file(synth, in_path: str, effect: str, out_path: str, bits: str = "float") -> dict:
+def output_path(in_path: str, effect: str, out_path=None) -> str:
+  """Where `apply_file` writes: `out_path`, default IN-EFFECT.wav beside the input; checked
+  writable and not the input."""
+  out = out_path or f"{os.path.splitext(in_path)[0]}-{outputs.file_names([effect])[effect]}.wav"
+  if os.path.abspath(out) == os.path.abspath(in_path):
+    raise UserError(f"--out {out} is the input file: give another name")
+  storage.check_writable_file(out, "--out")
+  return out
+
+
+def apply_file(synth, in_path: str, effect: str, out_path: str, bits: str = "float") -> str:
   """Writes `in_path` (any WAV/FLAC/OGG soundfile reads, any rate and channels) through the
   learned `effect` to `out_path` atomically, scaled down only if it would peak above -1 dBFS.
-  Returns {"seconds", "tail_seconds", "rate", "channels", "gain_db"}."""
+  Returns what was written, as a line."""
   import soundfile as sf
   dry, response = learned(synth, effect)
   try:
@@ -65,7 +77,9 @@ def apply_file(synth, in_path: str, effect: str, out_path: str, bits: str = "flo
   peak = float(np.abs(out).max())
   gain = min(1.0, outputs.PEAK / peak) if peak else 1.0
   subtype = outputs.WAV_SUBTYPES[bits]
-  with atomic_path(out_path) as tmp:
+  with storage.atomic_path(out_path) as tmp:
     sf.write(tmp, (out * gain).astype(np.float32), rate, subtype=subtype, format="WAV")
-  return {"seconds": len(out) / rate, "tail_seconds": (len(out) - len(audio)) / rate,
-          "rate": rate, "channels": audio.shape[1], "gain_db": 20 * np.log10(gain)}
+  gain_db = 20 * np.log10(gain)
+  return (f"{out_path}: {len(out) / rate:.2f} s at {rate} Hz, {audio.shape[1]} channel(s), "
+          f"{(len(out) - len(audio)) / rate:.2f} s of tail"
+          + (f", scaled {gain_db:.1f} dB to stay below -1 dBFS" if gain_db < -0.05 else ""))

@@ -231,7 +231,8 @@ def render_file(tracks, synth, out, options: RenderOptions = RenderOptions()):
   """Plays `tracks` (read) with `synth` into the WAV `out`, resampled to the options' rate
   and normalized once, there: its peaks are the WAV's.
 
-  Returns ({track number: effect}, Summary, the picture's path or None).
+  Returns what was played, as lines for the console: each track's effect, the WAV's
+  summary, the picture's path.
   """
   o = options
   wet = [e for e in synth.labels.effects if e != "dry"]
@@ -240,11 +241,14 @@ def render_file(tracks, synth, out, options: RenderOptions = RenderOptions()):
   rate = o.sample_rate or max(synth.sample_rate, SAMPLE_RATE)
   song = outputs.normalize(resample(song, synth.sample_rate, rate), o.loudness_db)
   outputs.write_wav(out, song, rate, o.bits)
-  image = None
-  if o.png:
-    image = os.path.splitext(out)[0] + ".png"
+  image = os.path.splitext(out)[0] + ".png" if o.png else None
+  if image:
     write_png(image, song, rate, tracks, plan, synth.pitches, o.drums)
-  return plan, summary, image
+  lines = [f"  track {t.describe()}: " + ("skipped (drums; --drums plays them)"
+                                          if t.is_drum and not o.drums else plan[t.number])
+           for t in tracks]
+  return "\n".join([*lines, f"{out}: {summary.line()}"]
+                   + ([f"{image}: spectrogram and notes"] if image else []))
 
 
 def _generate(synth, latents, keys, batch_size: int, progress: bool) -> list:

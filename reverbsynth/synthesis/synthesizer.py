@@ -3,8 +3,8 @@
 `Synthesizer` is an exported generator (runs.files: the EMA weights with the training
 config, label vocabularies, normalizer and the level it was trained up to) that turns
 labels into one-hot inputs, brings spectra from that level to full size and inverts
-them to audio. `generate_grid` plays every combination of labels, as `reverbsynth
-generate` does.
+them to audio. `generate_files` plays every combination of labels into WAVs, as
+`reverbsynth generate` does.
 """
 
 import dataclasses
@@ -13,7 +13,7 @@ import os
 import keras
 import numpy as np
 
-from reverbsynth import spectral
+from reverbsynth import spectral, storage
 from reverbsynth.data.notes.note import HOLD_SECONDS, NUM_SAMPLES, SAMPLE_RATE
 from reverbsynth.errors import UserError
 from reverbsynth.model import layers as L
@@ -194,3 +194,37 @@ def generate_grid(synth: Synthesizer, pitches, effects, velocities, z: np.ndarra
   audio = synth.audio(z[[g[3] for g in grid]], [g[0] for g in grid], [g[1] for g in grid])
   audio *= np.array([velocity_gain(g[2]) for g in grid], np.float32)[:, None]
   return grid, outputs.normalize(audio, only_down=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerateOptions:
+  """What generate_files plays: every combination of `pitches` (default 36 48 60),
+  `effects` (default: all the model's), `velocities` (default 100) and latents (one per
+  seed, default 0, or a .npy file's; `interpolate` steps of slerp from the first to the
+  second), written as WAVs of `bits` (and spectrogram PNGs with `png`); the latents
+  themselves to `save_latents`."""
+  pitches: tuple = ()
+  effects: tuple = ()
+  velocities: tuple = ()
+  seeds: tuple = ()
+  latents_file: str | None = None
+  interpolate: int | None = None
+  save_latents: str | None = None
+  bits: str = "float"
+  png: bool = False
+
+
+def generate_files(synth: Synthesizer, out, options: GenerateOptions) -> str:
+  """Writes the notes `options` asks for into the folder `out` (outputs.write_notes);
+  returns what was written, as a line."""
+  o = options
+  pitches, velocities = o.pitches or (36, 48, 60), o.velocities or (100,)
+  effects = o.effects or synth.labels.effects
+  z = choose_latents(synth, o.seeds, o.latents_file, o.interpolate)
+  grid, audio = generate_grid(synth, pitches, effects, velocities, z)
+  outputs.write_notes(grid, audio, synth.sample_rate, out, o.bits, o.png)
+  if o.save_latents:
+    with storage.atomic_path(o.save_latents) as tmp, open(tmp, "wb") as f:
+      np.save(f, z)  # To the open file: given a name, np.save would add .npy to it.
+  return (f"{len(grid)} notes ({len(pitches)} pitches x {len(effects)} effects x "
+          f"{len(velocities)} velocities x {len(z)} latents) in {out}")

@@ -1,5 +1,6 @@
 """What a training config costs: multiply-adds per image and time on this machine."""
 
+import logging
 import os
 import time
 
@@ -63,13 +64,12 @@ def estimate_hours(config: Config, stages: int) -> float:
   return macs / (_macs_per_second() / 3) / 3600
 
 
-def warning(config: Config, stages: int):
-  """A line for stderr when the config is far too big for this machine, else None."""
+def warn(config: Config, stages: int) -> None:
+  """Says on stderr when the config is far too big for this machine."""
   if os.environ.get("REVERBSYNTH_NO_COST_CHECK") or _has_gpu():
-    return None
+    return
   hours = estimate_hours(config, stages)
-  if hours < _MAX_HOURS_WITHOUT_WARNING:
-    return None
-  return (f"warning: config '{config.name}' needs about {hours / 24:.0f} days for "
-          f"{stages} stages on this CPU; on a CPU, use --config configs/cpu.yaml "
-          "(or a machine with a GPU)")
+  if hours >= _MAX_HOURS_WITHOUT_WARNING:
+    logging.getLogger(__name__).warning(
+        f"warning: config '{config.name}' needs about {hours / 24:.0f} days for {stages} "
+        "stages on this CPU; on a CPU, use --config configs/cpu.yaml (or a machine with a GPU)")
