@@ -104,7 +104,8 @@ def test_the_wheel_installs_anywhere_builds_on_a_worker_install_and_trains(tmp_p
     assert refused.returncode == 2, (verb, refused.stderr)
     assert refused.stderr.splitlines() == [
         f"reverbsynth: error: 'reverbsynth {verb}' needs the train extra (tensorflow, keras, "
-        "jax, tensorboard, matplotlib not installed): pip install 'reverbsynth[train]'"], verb
+        "jax, tensorboard, tensorboardX, matplotlib not installed): pip install "
+        "'reverbsynth[train]'"], verb
   assert not (elsewhere / "x").exists()
 
   (site / "train.pth").write_text(f"{sysconfig.get_paths()['purelib']}\n")

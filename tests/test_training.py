@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -14,7 +15,7 @@ import tensorflow as tf
 from reverbsynth.data import manifest
 from reverbsynth.data.labels import Labels
 from reverbsynth.errors import UserError
-from reverbsynth.runs import config as config_lib
+from reverbsynth.runs import config as config_lib, files
 from reverbsynth.synthesis import synthesizer
 from reverbsynth.training import inputs as train_input, loop as training, steps
 from tests.conftest import assert_refused, run_cli
@@ -25,8 +26,8 @@ LOSS_TERMS = {"d_wasserstein", "g_wasserstein", "gradient_penalty", "drift", "ac
 
 def _scalar_tags(log_dir):
   tags = set()
-  for root, _, files in os.walk(log_dir):
-    for name in files:
+  for root, _, names in os.walk(log_dir):
+    for name in names:
       for event in tf.compat.v1.train.summary_iterator(os.path.join(root, name)):
         tags.update(v.tag for v in event.summary.value)
   return tags
@@ -49,6 +50,28 @@ def test_tiny_training_writes_every_artefact(tiny_run):
   tags = _scalar_tags(out / "logs")
   assert {f"loss/{t}" for t in LOSS_TERMS} <= tags
   assert {"spectra/generated", "spectra/real", "audio/generated"} <= tags
+
+
+def test_checkpoints_are_keyed_by_each_weights_path(tiny_run):
+  # Keyed by attribute path, not by Keras's variable paths (process-wide counters) nor by
+  # position: a checkpoint says which array is which, and one of another model is refused
+  # naming the first weight that differs.
+  out, _ = tiny_run
+  groups, _ = files.read_checkpoint(files.checkpoint_path(out, files.LATEST))
+  assert {"embed/kernel", "embed/bias"} <= groups["generator"].keys() == groups["ema"].keys()
+  assert {"iteration", "learning_rate", "embed/kernel/momentum",
+          "embed/kernel/velocity"} <= groups["g_opt"].keys()
+  generator = synthesizer.load(out).generator
+  weights = dict(zip(files.variable_paths(generator), generator.weights))
+  pairs = files.matched("ema", weights, groups["ema"])
+  assert [id(v) for v, _ in pairs] == [id(v) for v in generator.weights]
+  assert all(np.array_equal(a, groups["ema"][p]) for (_, a), p in zip(pairs, weights))
+  positional = {f"{i:04d}": a for i, a in enumerate(groups["ema"].values())}  # Before paths.
+  assert all(np.array_equal(a, b) for (_, a), (_, b) in
+             zip(files.matched("ema", weights, positional), pairs))
+  renamed = {("embed/weight" if p == "embed/kernel" else p): a for p, a in groups["ema"].items()}
+  with pytest.raises(ValueError, match="ema/embed/kernel is missing from the checkpoint"):
+    files.matched("ema", weights, renamed)
 
 
 def test_exported_generator_reloads_and_generates(tiny_run):
@@ -225,6 +248,27 @@ def test_ema_half_life_is_a_fraction_of_a_stage():
     # stage (20 half-lives) less than 1e-5 of it, whatever the batch size.
     assert decay ** (0.05 * per_stage / batch) == pytest.approx(0.5)
     assert decay ** (per_stage / batch) < 1e-5
+
+
+def test_a_stream_stays_prefetch_ahead_of_its_consumer_and_stops_when_closed(dataset):
+  # Each batch is made once: a stream whose consumer pauses (a training step, or a run that
+  # stopped) makes no more than `prefetch` + 1 batches ahead of it. (A feeder that submitted a
+  # chunk again at each full-queue retry made 10 batches a second for nobody, for as long
+  # as the process lived.)
+  config = config_lib.load("tiny")
+  labels = Labels.from_manifest(manifest.read(dataset), config.model.pitch_min,
+                                config.model.num_pitches)
+  normalizer = train_input.compute_normalizer(str(dataset), config, labels)
+  stream = train_input.Batches(str(dataset), config, labels, normalizer, 4, prefetch=2)
+  submitted = []
+  submit = stream._pool.submit
+  stream._pool.submit = lambda *args: submitted.append(1) or submit(*args)
+  next(stream)
+  time.sleep(1.5)
+  assert len(submitted) <= 1 + 2 + 1, len(submitted)  # Taken, `prefetch` queued, one waiting.
+  stream.close()
+  stream._feeder.join(timeout=10)
+  assert not stream._feeder.is_alive()
 
 
 def test_normalizer_leaves_tanh_headroom(dataset):

@@ -99,28 +99,93 @@ def checkpoint_path(run_dir, name: str) -> str:
   return os.path.join(run_dir, CHECKPOINTS, f"{name}.npz")
 
 
+def variable_paths(network) -> list:
+  """Each of `network.weights`' path by attribute names from the network down, e.g.
+  "convs/1/0/kernel": the same in every process (Keras's own variable paths carry
+  process-wide counters: "equalized_dense_6/variable_44" in one process is
+  "equalized_dense/variable" in another). ValueError where a weight has none."""
+  import keras
+  found: dict = {}
+  seen: set = set()
+
+  def walk(node, path: str) -> None:
+    if isinstance(node, keras.Variable):
+      found.setdefault(id(node), path)
+      return
+    if isinstance(node, keras.layers.Layer):
+      if id(node) in seen:
+        return
+      seen.add(id(node))
+      items = [(k, v) for k, v in vars(node).items() if not k.startswith("_")]
+    elif isinstance(node, (list, tuple, dict)):
+      items = list(node.items() if isinstance(node, dict) else enumerate(node))
+    else:
+      return
+    for key, value in items:
+      walk(value, f"{path}/{key}" if path else str(key))
+
+  walk(network, "")
+  paths = [found.get(id(v)) for v in network.weights]
+  if None in paths:
+    raise ValueError(f"{network.name}: a weight held by no public attribute")
+  return paths
+
+
+def adam_paths(adam, network) -> list:
+  """The path of each of `adam.variables` (an Adam built on `network`'s trainable weights):
+  iteration, learning_rate, then each weight's path (variable_paths) + /momentum and
+  /velocity, in Adam's order."""
+  paths = dict(zip(map(id, network.weights), variable_paths(network)))
+  out = ["iteration", "learning_rate"] + [f"{paths[id(v)]}/{slot}"
+                                          for v in network.trainable_variables
+                                          for slot in ("momentum", "velocity")]
+  names = [v.name for v in adam.variables]
+  if len(names) != len(out) or any(not n.endswith(o.rsplit("/", 1)[-1])
+                                   for n, o in zip(names, out)):
+    raise ValueError(f"{network.name}: Adam's variables do not follow its weights' order")
+  return out
+
+
 def write_checkpoint(path, groups: dict, counters: dict) -> None:
-  """Writes {group: [arrays]} (generator, discriminator, ema, g_opt, d_opt: weights in
-  their model's order) and {counter: int} (COUNTERS) as one .npz, atomically."""
-  arrays: dict[str, typing.Any] = {f"{group}/{i:04d}": np.asarray(value)
-            for group, values in groups.items() for i, value in enumerate(values)}
+  """Writes {group: {path: array}} (generator, discriminator, ema, g_opt, d_opt: weights by
+  variable_paths and adam_paths) and {counter: int} (COUNTERS) as one .npz, atomically."""
+  arrays: dict[str, typing.Any] = {f"{group}/{key}": np.asarray(value)
+                                   for group, values in groups.items()
+                                   for key, value in values.items()}
   arrays.update({f"counters/{name}": np.int64(counters[name]) for name in COUNTERS})
   with storage.atomic_path(path) as tmp, open(tmp, "wb") as f:
     np.savez(f, **arrays)
 
 
 def read_checkpoint(path) -> tuple:
-  """({group: [arrays]}, {counter: int}) of a checkpoint written by write_checkpoint."""
-  groups: dict[str, list] = {}
+  """({group: {path: array}}, {counter: int}) of a checkpoint written by write_checkpoint, in
+  the order written."""
+  groups: dict[str, dict] = {}
   counters: dict[str, int] = {}
   with np.load(path) as data:
-    for key in sorted(data.files):
-      group, name = key.split("/")
+    for key in data.files:
+      group, name = key.split("/", 1)
       if group == "counters":
         counters[name] = int(data[key])
       else:
-        groups.setdefault(group, []).append(data[key])
+        groups.setdefault(group, {})[name] = data[key]
   return groups, counters
+
+
+def matched(group: str, variables: dict, arrays: dict) -> list:
+  """[(variable, array)] for a checkpoint group's {path: variable} and {path: array}; a
+  checkpoint from before paths ("0000", "0001", ...) by position. ValueError naming the
+  first path missing, unknown or of another shape."""
+  if arrays and all(key.isdigit() for key in arrays) and len(arrays) == len(variables):
+    arrays = dict(zip(variables, arrays.values()))
+  for path in [*variables, *arrays]:
+    if path not in arrays or path not in variables:
+      where = "missing from the checkpoint" if path not in arrays else "not in the model"
+      raise ValueError(f"{group}/{path} is {where}")
+    if tuple(variables[path].shape) != arrays[path].shape:
+      raise ValueError(f"{group}/{path} has shape {arrays[path].shape}, the model's "
+                       f"{tuple(variables[path].shape)}")
+  return [(variables[path], arrays[path]) for path in variables]
 
 
 def stage_checkpoints(run_dir) -> list:

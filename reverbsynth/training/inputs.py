@@ -84,19 +84,23 @@ class Batches:
     self._feeder.start()
 
   def _feed(self, chunks) -> None:
-    """Reads and decodes records in order; the pool makes their batches."""
+    """Reads and decodes records in order; the pool makes their batches, at most `prefetch`
+    + 1 ahead of the consumer (each chunk submitted once, then queued when there is room)."""
     try:
       for chunk in chunks:
+        made = self._pool.submit(self._make, chunk)
         while not self._stop.is_set():
           try:
-            self._ready.put(self._pool.submit(self._make, chunk), timeout=0.1)
+            self._ready.put(made, timeout=0.1)
             break
           except queue.Full:
             continue
         if self._stop.is_set():
+          made.cancel()
           return
-    except Exception as e:  # Raised to the consumer by __next__.
-      self._ready.put(e)
+    except Exception as e:  # Raised to the consumer by __next__ (unless it has closed).
+      if not self._stop.is_set():
+        self._ready.put(e)
 
   _examples = staticmethod(_examples)
 

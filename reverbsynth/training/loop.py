@@ -155,7 +155,8 @@ class Trainer:
       batch = self.config.schedule.batch_size[st.level - 1]
       if self.images_in_stage == 0:
         self.steps.reset_optimizers()
-      data = self.steps.batches(self.data_dir, self.labels, batch, skip=self.images_total)
+      stream = self.steps.batches(self.data_dir, self.labels, batch, skip=self.images_total)
+      data = self.steps.feed(stream)
       try:
         while self.images_in_stage < per_stage:
           if max_steps is not None and steps_done >= max_steps:
@@ -185,7 +186,7 @@ class Trainer:
             self.save()
             last_save = time.monotonic()
       finally:
-        getattr(data, "close", lambda: None)()
+        stream.close()
       self._finish_stage(st)
     bar.close()
     return terms

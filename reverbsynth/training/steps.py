@@ -79,6 +79,11 @@ class Steps:
     kind = inputs.Pairs if self.ddsp else inputs.Batches
     return kind(data_dir, self.config, labels, self.normalizer, batch, self.config.seed, skip)
 
+  def feed(self, stream):
+    """An iterator of what `run` takes, from a stream of `batches` (which its caller closes):
+    the numpy batches themselves, unless the backend says otherwise."""
+    return stream
+
   def draws(self, batch: int, step: int) -> tuple:
     """A step's randomness, drawn on the host from (seed, step), so that both backends take
     the same step from the same weights and batch, and a resumed run the same as an
@@ -106,11 +111,18 @@ class Steps:
     return objectives.Level(level, alpha, self.config, self.model_config, self.normalizer)
 
   def _variables(self) -> dict:
-    """{group: [Keras variables]} in checkpoint order (Adam: its own, not a loss scaler's)."""
-    inner = lambda o: getattr(o, "inner_optimizer", o)
-    return {"generator": self.generator.weights, "discriminator": self.discriminator.weights,
-            "ema": self.ema.weights, "g_opt": inner(self.g_opt).variables,
-            "d_opt": inner(self.d_opt).variables}
+    """{group: {path: Keras variable}}, in each network's weights' order: the networks' by
+    files.variable_paths, each Adam's (its own, not a loss scaler's) by files.adam_paths."""
+    if not hasattr(self, "_groups"):
+      inner = lambda o: getattr(o, "inner_optimizer", o)
+      networks = {"generator": self.generator, "discriminator": self.discriminator,
+                  "ema": self.ema}
+      self._groups = {g: dict(zip(files.variable_paths(n), n.weights))
+                      for g, n in networks.items()}
+      for group, adam, network in (("g_opt", inner(self.g_opt), self.generator),
+                                   ("d_opt", inner(self.d_opt), self.discriminator)):
+        self._groups[group] = dict(zip(files.adam_paths(adam, network), adam.variables))
+    return self._groups
 
   def sync(self) -> None:
     """Brings the Keras variables up to date with training (a no-op where they are its state)."""
@@ -119,20 +131,15 @@ class Steps:
     """Takes the Keras variables as training's state (after they were assigned)."""
 
   def values(self) -> dict:
-    """{group: [numpy arrays]}: what a checkpoint holds."""
+    """{group: {path: numpy array}}: what a checkpoint holds."""
     self.sync()
-    return {g: [keras.ops.convert_to_numpy(v.value) for v in vs]
+    return {g: {p: keras.ops.convert_to_numpy(v.value) for p, v in vs.items()}
             for g, vs in self._variables().items()}
 
   def assign(self, values: dict) -> None:
     """Sets every variable from `values` (as `values` returns); ValueError on a mismatch."""
-    variables = self._variables()
-    for group, targets in variables.items():
-      given = values.get(group, [])
-      if len(given) != len(targets) or any(tuple(v.shape) != a.shape
-                                           for v, a in zip(targets, given)):
-        raise ValueError(f"{group}: {len(given)} arrays for {len(targets)} variables")
-      for variable, array in zip(targets, given):
+    for group, variables in self._variables().items():
+      for variable, array in files.matched(group, variables, values.get(group, {})):
         variable.assign(array.astype(variable.dtype))
     self.reload()
 
@@ -141,7 +148,7 @@ class Steps:
     starts with fresh moments, as GANSynth's."""
     self.sync()
     for group in ("g_opt", "d_opt"):
-      for variable in self._variables()[group]:
-        if variable.name != "learning_rate":
+      for path, variable in self._variables()[group].items():
+        if path != "learning_rate":
           variable.assign(np.zeros(variable.shape, variable.dtype))
     self.reload()

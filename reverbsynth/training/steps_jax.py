@@ -32,11 +32,12 @@ class JaxSteps(Steps):
 
   def reload(self) -> None:
     self.state = jax.device_put(
-        {g: [v.value for v in vs] for g, vs in self._variables().items()}, self.replicated)
+        {g: [v.value for v in vs.values()] for g, vs in self._variables().items()},
+        self.replicated)
 
   def sync(self) -> None:
     for group, variables in self._variables().items():
-      for variable, value in zip(variables, self.state[group]):
+      for variable, value in zip(variables.values(), self.state[group]):
         variable.assign(value)
 
   def run(self, level: int, batch: int, inputs: tuple, alpha: float, step: int) -> dict:

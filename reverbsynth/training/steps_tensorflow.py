@@ -26,9 +26,8 @@ class TensorFlowSteps(Steps):
     return (keras.optimizers.LossScaleOptimizer(adam)
             if self.config.train.precision == "mixed_float16" else adam)
 
-  def batches(self, data_dir, labels, batch: int, skip: int = 0):
-    """Steps.batches as the strategy's distributed tensors."""
-    stream = super().batches(data_dir, labels, batch, skip)
+  def feed(self, stream):
+    """`stream`'s batches as the strategy's distributed tensors."""
     return iter(self.strategy.experimental_distribute_dataset(inputs.tf_dataset(stream)))
 
   def run(self, level: int, batch: int, inputs: tuple, alpha: float, step: int) -> dict:
