@@ -111,6 +111,15 @@ def run_cli(*args, env=None, timeout=600):
                         env={**os.environ, **(env or {})}, cwd=REPO)
 
 
+def in_process(capsys, *args):
+  """`reverbsynth ARGS` run by cli.run in this process (no interpreter start-up), as a
+  CompletedProcess."""
+  from reverbsynth import cli
+  code = cli.run([str(a) for a in args])
+  out, err = capsys.readouterr()
+  return subprocess.CompletedProcess(args, code, out, err)
+
+
 def assert_refused(result, *fragments: str) -> None:
   """`result` (of run_cli) failed as bad input must: exit 2, one error line holding `fragments`."""
   assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)

@@ -4,21 +4,12 @@ kept."""
 
 import json
 import shutil
-import subprocess
 
 import numpy as np
 import pretty_midi
 import pytest
 
-from reverbsynth import cli
-from tests.conftest import assert_refused, run_cli
-
-
-def in_process(capsys, *args):
-  """`reverbsynth ARGS` run by cli.run in this process, as a CompletedProcess."""
-  code = cli.run([str(a) for a in args])
-  out, err = capsys.readouterr()
-  return subprocess.CompletedProcess(args, code, out, err)
+from tests.conftest import assert_refused, in_process, run_cli
 
 
 def tree(*roots) -> dict:

@@ -14,7 +14,7 @@ import soundfile as sf
 from reverbsynth import cli
 from reverbsynth.runs import files
 from reverbsynth.synthesis import outputs, songs, synthesizer
-from tests.conftest import assert_refused, run_cli
+from tests.conftest import assert_refused, in_process, run_cli
 
 RATE = 16000
 
@@ -173,29 +173,30 @@ def test_generate_cli_writes_the_grid_and_reuses_latents(tmp_path, tiny_run):
   assert (tmp_path / "again" / "52-reverb-v100-z0.png").is_file()
 
 
-def test_bad_inputs_fail_with_one_line_and_leave_nothing(tmp_path, tiny_run):
+def test_bad_inputs_fail_with_one_line_and_leave_nothing(tmp_path, tiny_run, capsys):
+  command = lambda *args: in_process(capsys, *args)  # In this process: no start-up per case.
   run = str(tiny_run[0])
   (tmp_path / "notes.mid").write_text("not a midi file")
   empty = write_midi(tmp_path / "empty.mid", [(33, False, "Bass", [])])
   drums = write_midi(tmp_path / "drums.mid", [(0, True, "Drums", [(36, 0.0, 0.1, 100)])])
   good = write_midi(tmp_path / "good.mid", [(33, False, "Bass", [(40, 0.0, 0.5, 100)])])
-  assert_refused(run_cli("render", tmp_path / "notes.mid", "--run", run), "is not a readable MIDI")
-  assert_refused(run_cli("render", empty, "--run", run), "holds no notes")
-  assert_refused(run_cli("render", drums, "--run", run), "only drum tracks: give --drums")
-  assert_refused(run_cli("render", good, "--run", tmp_path / "nowhere"),
+  assert_refused(command("render", tmp_path / "notes.mid", "--run", run), "is not a readable MIDI")
+  assert_refused(command("render", empty, "--run", run), "holds no notes")
+  assert_refused(command("render", drums, "--run", run), "only drum tracks: give --drums")
+  assert_refused(command("render", good, "--run", tmp_path / "nowhere"),
            "holds no exported generator")
-  assert_refused(run_cli("render", good, "--run", run, "--effect", "chorus"),
+  assert_refused(command("render", good, "--run", run, "--effect", "chorus"),
            "not trained on effect 'chorus'; it knows dry, reverb")
-  assert_refused(run_cli("render", good, "--run", run, "--effect", "piano=dry"),
+  assert_refused(command("render", good, "--run", run, "--effect", "piano=dry"),
            "no track is 'piano'; the tracks are 1 'Bass'")
   broken = tmp_path / "broken" / "generator"
   broken.mkdir(parents=True)
   (broken / "generator.json").write_text((tiny_run[0] / "generator" / "generator.json").read_text())
-  assert_refused(run_cli("render", good, "--run", broken.parent), "is incomplete or damaged")
+  assert_refused(command("render", good, "--run", broken.parent), "is incomplete or damaged")
   np.save(tmp_path / "z.npy", np.zeros((2, 7), np.float32))
-  assert_refused(run_cli("generate", "--run", run, "--latents", tmp_path / "z.npy", "--out",
+  assert_refused(command("generate", "--run", run, "--latents", tmp_path / "z.npy", "--out",
                    tmp_path / "out"), "shape (2, 7); the run needs latents of shape [N, 16]")
-  assert_refused(run_cli("generate", "--run", run, "--pitch", 100, "--out", tmp_path / "out"),
+  assert_refused(command("generate", "--run", run, "--pitch", 100, "--out", tmp_path / "out"),
            "pitch 100 is outside the model's range 24..84")
   assert sorted(p.name for p in tmp_path.iterdir()) == [
       "broken", "drums.mid", "empty.mid", "good.mid", "notes.mid", "z.npy"]
