@@ -39,8 +39,6 @@ from reverbsynth.model import ddsp, layers as L, losses
 ENVELOPE_FLOOR = 1e-10  # A frame's share of the note's energy: -100 dB.
 
 
-
-
 class Level(typing.NamedTuple):
   """Where a step trains: the level and its fade-in alpha (a scalar tensor), the run's
   Config, the networks' ModelConfig and the spectral Normalizer."""
