@@ -3,6 +3,7 @@
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ from reverbsynth.data.labels import Labels
 from reverbsynth.errors import UserError
 from reverbsynth.runs import config as config_lib, files
 from reverbsynth.synthesis import synthesizer
-from reverbsynth.training import inputs as train_input, loop as training, steps
+from reverbsynth.training import cost, inputs as train_input, loop as training, steps
 from tests.conftest import assert_refused, run_cli
 
 LOSS_TERMS = {"d_wasserstein", "g_wasserstein", "gradient_penalty", "drift", "ac_pitch_real",
@@ -350,3 +351,16 @@ def test_a_ddsp_step_with_the_envelope_term(tmp_path, dataset):
       + 2.0 * terms["envelope"] + terms["reconstruction"] + cfg.kl * terms["kl"]
       + terms["response"], rel=1e-4, abs=1e-4)
   assert "loss/envelope" in _scalar_tags(tmp_path / "run" / "logs")
+
+
+def test_the_cost_warning_names_the_days_for_the_papers_config_only(caplog, monkeypatch):
+  # On a CPU, the paper's config for 8 stages is weeks: one warning line; tiny is none.
+  monkeypatch.delenv("REVERBSYNTH_NO_COST_CHECK", raising=False)
+  monkeypatch.setattr(cost, "_has_gpu", lambda: False)
+  with caplog.at_level("WARNING", logger="reverbsynth"):
+    cost.warn(config_lib.load("tiny"), 3)
+    assert not caplog.records
+    cost.warn(config_lib.load("reverbsynth"), 8)
+  [record] = caplog.records
+  assert re.search(r"config 'reverbsynth' needs about \d+ days for 8 stages on this CPU",
+                   record.getMessage()), record.getMessage()
