@@ -72,4 +72,5 @@ def warn(config: Config, stages: int) -> None:
   if hours >= _MAX_HOURS_WITHOUT_WARNING:
     logging.getLogger(__name__).warning(
         f"warning: config '{config.name}' needs about {hours / 24:.0f} days for {stages} "
-        "stages on this CPU; on a CPU, use --config configs/cpu.yaml (or a machine with a GPU)")
+        "stages on this CPU; on a CPU, use --config ddsp (the 16 kHz generator that trains on "
+        "one), or a machine with a GPU")
