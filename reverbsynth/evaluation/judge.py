@@ -154,10 +154,12 @@ def load_or_train(data_dir, config: Config, labels: Labels, epochs: int = 5,
   trainer.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss={"pitch": keras.losses.CategoricalCrossentropy(from_logits=True),
                         "effect": keras.losses.CategoricalCrossentropy(from_logits=True)})
-  with Progress(progress, steps, "step", "training the judge") as bar:
-    trainer.fit(data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0,
-                callbacks=[_StepProgress(bar)])
-  stream.close()
+  try:
+    with Progress(progress, steps, "step", "training the judge") as bar:
+      trainer.fit(data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0,
+                  callbacks=[_StepProgress(bar)])
+  finally:
+    stream.close()
   judge = Judge(model, config, labels, normalizer, {})
   test = records.read_split(data_dir, "test", config.audio.num_samples,
                             sample_rate=config.audio.sample_rate,

@@ -126,10 +126,6 @@ class Batches:
     self._stop.set()
     self._pool.shutdown(wait=False, cancel_futures=True)
 
-  def __del__(self):
-    if hasattr(self, "_stop"):
-      self.close()
-
 
 @functools.lru_cache(maxsize=4)
 def _pair_index(data_dir, shards: tuple, low: int, high: int) -> dict:
