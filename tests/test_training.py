@@ -63,7 +63,7 @@ def test_checkpoints_are_keyed_by_each_weights_path(tiny_run):
   assert {"iteration", "learning_rate", "embed/kernel/momentum",
           "embed/kernel/velocity"} <= groups["g_opt"].keys()
   generator = synthesizer.load(out).generator
-  weights = dict(zip(files.variable_paths(generator), generator.weights))
+  weights = files.weights_by_path(generator)
   pairs = files.matched("ema", weights, groups["ema"])
   assert [id(v) for v, _ in pairs] == [id(v) for v in generator.weights]
   assert all(np.array_equal(a, groups["ema"][p]) for (_, a), p in zip(pairs, weights))

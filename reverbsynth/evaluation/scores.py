@@ -57,9 +57,8 @@ def stage_synthesizers(run_dir, synth: synthesizer.Synthesizer) -> list:
     groups, counters = files.read_checkpoint(path)
     generators = {kind: files.new_generator(synth.model_config) for kind in ("ema", "raw")}
     for kind, generator in generators.items():
-      weights = dict(zip(files.variable_paths(generator), generator.weights))
-      for variable, array in files.matched(kind, weights, groups["ema" if kind == "ema"
-                                                                else "generator"]):
+      for variable, array in files.matched(kind, files.weights_by_path(generator),
+                                           groups["ema" if kind == "ema" else "generator"]):
         variable.assign(array)
     level = schedule.stage(index, synth.model_config.num_levels).level
     found.append((index, counters["images_total"], {

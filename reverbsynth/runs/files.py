@@ -99,8 +99,9 @@ def checkpoint_path(run_dir, name: str) -> str:
   return os.path.join(run_dir, CHECKPOINTS, f"{name}.npz")
 
 
-def variable_paths(network) -> list:
-  """Each of `network.weights`' path by attribute names from the network down, e.g.
+def weights_by_path(network) -> dict:
+  """{path: weight} of `network.weights`, in their order, each path by attribute names from
+  the network down, e.g.
   "convs/1/0/kernel": the same in every process (Keras's own variable paths carry
   process-wide counters: "equalized_dense_6/variable_44" in one process is
   "equalized_dense/variable" in another). ValueError where a weight has none."""
@@ -125,17 +126,16 @@ def variable_paths(network) -> list:
       walk(value, f"{path}/{key}" if path else str(key))
 
   walk(network, "")
-  paths = [found.get(id(v)) for v in network.weights]
-  if None in paths:
+  if any(id(v) not in found for v in network.weights):
     raise ValueError(f"{network.name}: a weight held by no public attribute")
-  return paths
+  return {found[id(v)]: v for v in network.weights}
 
 
 def adam_paths(adam, network) -> list:
   """The path of each of `adam.variables` (an Adam built on `network`'s trainable weights):
-  iteration, learning_rate, then each weight's path (variable_paths) + /momentum and
+  iteration, learning_rate, then each weight's path (weights_by_path) + /momentum and
   /velocity, in Adam's order."""
-  paths = dict(zip(map(id, network.weights), variable_paths(network)))
+  paths = {id(v): path for path, v in weights_by_path(network).items()}
   out = ["iteration", "learning_rate"] + [f"{paths[id(v)]}/{slot}"
                                           for v in network.trainable_variables
                                           for slot in ("momentum", "velocity")]
@@ -148,7 +148,7 @@ def adam_paths(adam, network) -> list:
 
 def write_checkpoint(path, groups: dict, counters: dict) -> None:
   """Writes {group: {path: array}} (generator, discriminator, ema, g_opt, d_opt: weights by
-  variable_paths and adam_paths) and {counter: int} (COUNTERS) as one .npz, atomically."""
+  weights_by_path and adam_paths) and {counter: int} (COUNTERS) as one .npz, atomically."""
   arrays: dict[str, typing.Any] = {f"{group}/{key}": np.asarray(value)
                                    for group, values in groups.items()
                                    for key, value in values.items()}

@@ -67,6 +67,13 @@ class Steps:
     self.g_opt, self.d_opt = self.make_adam(opt), self.make_adam(opt)
     self.g_opt.build(self.generator.trainable_variables)
     self.d_opt.build(self.discriminator.trainable_variables)
+    inner = lambda o: getattr(o, "inner_optimizer", o)
+    self._groups = {"generator": files.weights_by_path(self.generator),
+                    "discriminator": files.weights_by_path(self.discriminator),
+                    "ema": files.weights_by_path(self.ema)}
+    for group, adam, network in (("g_opt", inner(self.g_opt), self.generator),
+                                 ("d_opt", inner(self.d_opt), self.discriminator)):
+      self._groups[group] = dict(zip(files.adam_paths(adam, network), adam.variables))
 
   def make_adam(self, opt):
     return keras.optimizers.Adam(opt.learning_rate, beta_1=opt.beta_1, beta_2=opt.beta_2,
@@ -111,17 +118,9 @@ class Steps:
     return objectives.Level(level, alpha, self.config, self.model_config, self.normalizer)
 
   def _variables(self) -> dict:
-    """{group: {path: Keras variable}}, in each network's weights' order: the networks' by
-    files.variable_paths, each Adam's (its own, not a loss scaler's) by files.adam_paths."""
-    if not hasattr(self, "_groups"):
-      inner = lambda o: getattr(o, "inner_optimizer", o)
-      networks = {"generator": self.generator, "discriminator": self.discriminator,
-                  "ema": self.ema}
-      self._groups = {g: dict(zip(files.variable_paths(n), n.weights))
-                      for g, n in networks.items()}
-      for group, adam, network in (("g_opt", inner(self.g_opt), self.generator),
-                                   ("d_opt", inner(self.d_opt), self.discriminator)):
-        self._groups[group] = dict(zip(files.adam_paths(adam, network), adam.variables))
+    """{group: {path: Keras variable}}, in each network's weights' order (made by `build`):
+    the networks' by files.weights_by_path, each Adam's (its own, not a loss scaler's) by
+    files.adam_paths."""
     return self._groups
 
   def sync(self) -> None:
