@@ -317,15 +317,24 @@ def evaluate(run, data, out, **settings):
 @_run_option()
 @click.option("--out", required=True, type=_UserPath(), metavar="DIR",
               help="Directory to write generator.json and the float16 weights into.")
+@click.option("--prior-from", default=None, type=_UserPath(), metavar="DATA",
+              help="Fit a ddsp generator's latent prior again, to DATA's dry training notes "
+                   "(the dataset it was trained on; exports from before the prior play "
+                   "from N(0, I)).")
 @_needs_train_extra
-def export(run, out):
+def export(run, out, prior_from):
   """Write a run's generator compactly: float16 weights (half the size), playable anywhere.
 
     reverbsynth export --run RUN --out my-model && reverbsynth render song.mid --run my-model
   """
+  from reverbsynth.model import latent_prior
   from reverbsynth.runs import files
   files.check_export_dir(out, "--out")
-  files.write_generator(out, _synthesizer(run), float16=True)
+  synth = _synthesizer(run)
+  if prior_from:
+    synth.latent_prior = latent_prior.fit_on_dataset(synth.generator, prior_from,
+                                                     synth.config.audio, synth.labels)
+  files.write_generator(out, synth, float16=True)
   click.echo(f"wrote {out}")
 
 

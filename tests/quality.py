@@ -266,7 +266,7 @@ def curve(run_dir, data_dir) -> list:
   real, pitches = real_notes(data_dir, synth.sample_rate, synth.num_samples, (low, high))
   references = {"real": figures(real, pitches, synth.sample_rate, judge)}
   done = {(p["images"], p["generator"]) for p in points}
-  for _, images, kinds in scores.stage_synthesizers(run_dir, synth):
+  for _, images, kinds in scores.stage_synthesizers(run_dir, synth, data_dir):
     for kind, stage_synth in kinds.items():
       if (images, kind) in done:
         continue

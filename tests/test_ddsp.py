@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import yaml
-from conftest import assert_refused, run_cli
+from conftest import FIXTURE_NOTES, assert_refused, in_process, run_cli
 
 from reverbsynth.data.labels import Labels
 from reverbsynth.model import ddsp
@@ -201,11 +201,26 @@ def test_tiny_ddsp_trains_on_jax_and_resumes_on_tensorflow(ddsp_run):
   assert rate == 16000 and np.abs(audio).max() > 0.1
 
 
+def test_a_ddsp_runs_notes_are_drawn_from_a_prior_fitted_to_its_encoder(ddsp_run, dataset):
+  from reverbsynth.model import latent_prior
+  from reverbsynth.synthesis import synthesizer
+  synth = synthesizer.load(ddsp_run[0])
+  dry = latent_prior.dry_notes(dataset, synth.config.audio, synth.labels)
+  assert len(dry) == len(FIXTURE_NOTES)  # Every fixture note, dry.
+  again = latent_prior.fit_to_notes(synth.generator, dry)
+  np.testing.assert_allclose(synth.latent_prior.mean, again.mean, atol=1e-5)
+  np.testing.assert_allclose(synth.latent_prior.scale, again.scale, atol=1e-5)
+  assert not np.allclose(again.mean, 0.0, atol=1e-3)  # Not N(0, I) by another name.
+
+
 def test_a_ddsp_run_exports_generates_renders_and_applies_its_reverb(ddsp_run, tmp_path):
+  from reverbsynth.synthesis import synthesizer
   out = ddsp_run[0]
   compact = tmp_path / "compact"
   result = run_cli("export", "--run", out, "--out", compact)
   assert result.returncode == 0, result.stderr
+  np.testing.assert_array_equal(synthesizer.load(compact).latent_prior.scale,
+                                synthesizer.load(out).latent_prior.scale)
   notes = tmp_path / "notes"
   result = run_cli("generate", "--run", compact, "--pitch", 24, "--pitch", 84, "--out", notes)
   assert result.returncode == 0, result.stderr
@@ -228,6 +243,23 @@ def test_a_ddsp_run_exports_generates_renders_and_applies_its_reverb(ddsp_run, t
   assert rate == 44100 and wet.shape[1] == 2
   assert len(wet) == 4410 + round(1600 * 44100 / 16000) - 1
   np.testing.assert_allclose(wet[:, 1], -0.5 * wet[:, 0], atol=1e-6)
+
+
+def test_export_fits_the_prior_again_on_a_dataset_and_refuses_a_spectral_run(
+    ddsp_run, tiny_run, dataset, tmp_path, capsys):
+  from reverbsynth.synthesis import synthesizer
+  refit = tmp_path / "refit"
+  result = in_process(capsys, "export", "--run", ddsp_run[0], "--out", refit, "--prior-from",
+                      dataset)
+  assert result.returncode == 0, result.stderr
+  # The same notes and encoder as at the end of training: the same prior.
+  np.testing.assert_allclose(synthesizer.load(refit).latent_prior.scale,
+                             synthesizer.load(ddsp_run[0]).latent_prior.scale, atol=1e-5)
+  assert_refused(in_process(capsys, "export", "--run", tiny_run[0], "--out", tmp_path / "s",
+                            "--prior-from", dataset), "only a ddsp generator")
+  assert_refused(in_process(capsys, "export", "--run", ddsp_run[0], "--out", tmp_path / "m",
+                            "--prior-from", tmp_path / "nowhere"), "nowhere")
+  assert not (tmp_path / "s").exists() and not (tmp_path / "m").exists()
 
 
 def test_apply_refuses_what_it_cannot_do(ddsp_run, tiny_run, tmp_path):

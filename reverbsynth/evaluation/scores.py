@@ -15,7 +15,7 @@ import numpy as np
 from reverbsynth.data import manifest as manifest_lib, records
 from reverbsynth.errors import UserError
 from reverbsynth.evaluation import judge as classifier, metrics
-from reverbsynth.model import schedule
+from reverbsynth.model import latent_prior, schedule
 from reverbsynth.runs import files
 from reverbsynth.synthesis import synthesizer
 
@@ -49,10 +49,13 @@ def references(judge: classifier.Judge, audio: np.ndarray) -> dict:
   return {"embedding": out["embedding"], "spectra": out["spectra"]}
 
 
-def stage_synthesizers(run_dir, synth: synthesizer.Synthesizer) -> list:
+def stage_synthesizers(run_dir, synth: synthesizer.Synthesizer, data_dir) -> list:
   """[(stage index, images seen, {"ema": Synthesizer, "raw": Synthesizer})] for every
-  stage checkpoint of a run, in order: the EMA generator and the raw one it averages."""
+  stage checkpoint of a run, in order: the EMA generator and the raw one it averages (a
+  ddsp one with its latent prior fitted on `data_dir`'s dry notes, as training does)."""
   found = []
+  dry = (latent_prior.dry_notes(data_dir, synth.config.audio, synth.labels)
+         if synth.plays_audio else None)
   for index, path in files.stage_checkpoints(run_dir):
     groups, counters = files.read_checkpoint(path)
     generators = {kind: files.new_generator(synth.model_config) for kind in ("ema", "raw")}
@@ -62,7 +65,9 @@ def stage_synthesizers(run_dir, synth: synthesizer.Synthesizer) -> list:
         variable.assign(array)
     level = schedule.stage(index, synth.model_config.num_levels).level
     found.append((index, counters["images_total"], {
-        kind: synthesizer.Synthesizer(g, synth.config, synth.labels, synth.normalizer, level)
+        kind: synthesizer.Synthesizer(
+            g, synth.config, synth.labels, synth.normalizer, level,
+            None if dry is None else latent_prior.fit_to_notes(g, dry))
         for kind, g in generators.items()}))
   return found
 
@@ -114,16 +119,16 @@ def evaluate(run_dir, data_dir, settings: Settings | None = None) -> dict:
   train = records.read_split(data_dir, "train", n, limit=settings.reference_notes,
                              sample_rate=synth.sample_rate, pitches=synth.pitches)
   refs = references(judge, train["audio"])
-  z = synth.latents(len(test["audio"]), settings.seed)
   sets = [Notes("real (test split)", test["audio"], test["pitch"], test["effect"])]
   generators, curve = [("generated", synth)], []
   if settings.per_stage:
-    for index, images, kinds in stage_synthesizers(run_dir, synth):
+    for index, images, kinds in stage_synthesizers(run_dir, synth, data_dir):
       for kind, stage_synth in kinds.items():
         name = f"stage {index + 1}" + (" raw" if kind == "raw" else "")
         generators.append((name, stage_synth))
         curve.append({"row": name, "stage": index + 1, "images": images, "generator": kind})
-  for name, s in generators:
+  for name, s in generators:  # The same seed: each generator's prior maps the same draws.
+    z = s.latents(len(test["audio"]), settings.seed)
     sets.append(Notes(name, s.audio(z, test["pitch"], test["effect"]), test["pitch"],
                       test["effect"]))
   rows = {}

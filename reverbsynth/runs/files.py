@@ -3,8 +3,9 @@
   config.yaml       the resolved training config
   labels.json       the label vocabularies (data.labels.Labels)
   normalizer.json   the spectra's normalizer (spectral.Normalizer)
-  generator/        the exported generator: generator.json (config, labels, normalizer and
-                    the level it plays at) and its weights, float32 .weights.h5 or float16 .npz
+  generator/        the exported generator: generator.json (config, labels, normalizer, the
+                    level it plays at and, for ddsp, the latent prior it is played from) and
+                    its weights, float32 .weights.h5 or float16 .npz
   checkpoints/      latest.npz (every few minutes) and stage-NN.npz (each finished stage):
                     every weight of G, D, the EMA generator and both Adams, and the counters,
                     as plain arrays, so that either Keras backend resumes a run of the other
@@ -24,6 +25,7 @@ from reverbsynth import paths, spectral, storage
 from reverbsynth.data.labels import Labels
 from reverbsynth.errors import UserError
 from reverbsynth.model import ddsp, networks
+from reverbsynth.model.latent_prior import LatentPrior
 from reverbsynth.runs.config import Config
 
 CONFIG = "config.yaml"
@@ -209,12 +211,14 @@ def write_normalizer(run_dir, normalizer: spectral.Normalizer) -> None:
 
 @dataclasses.dataclass
 class Exported:
-  """A generator with all it needs to play: its config, labels, normalizer and level."""
+  """A generator with all it needs to play: its config, labels, normalizer, level and the
+  prior its latents are drawn from (None: N(0, I))."""
   generator: "networks.Generator | ddsp.DdspGenerator"
   config: Config
   labels: Labels
   normalizer: spectral.Normalizer
   level: int
+  latent_prior: LatentPrior | None = None
 
 
 def check_export_dir(path: str, option: str) -> None:
@@ -239,7 +243,9 @@ def write_generator(directory, exported: Exported, float16: bool = False) -> Non
       exported.generator.save_weights(os.path.join(tmp, WEIGHTS))
     storage.write_json(os.path.join(tmp, GENERATOR_JSON), {
         "config": exported.config.to_dict(), "labels": exported.labels.to_json(),
-        "normalizer": exported.normalizer.to_json(), "level": exported.level})
+        "normalizer": exported.normalizer.to_json(), "level": exported.level,
+        **({"latent_prior": exported.latent_prior.to_json()} if exported.latent_prior
+           else {})})
 
 
 def generator_dir(directory) -> str:
@@ -267,11 +273,13 @@ def read_generator(directory) -> Exported:
                                for i in range(len(weights.files))])
     else:
       generator.load_weights(os.path.join(directory, WEIGHTS))
+    prior = info.get("latent_prior")  # Exports from before the key: N(0, I).
+    latent_prior = LatentPrior.from_json(prior) if prior else None
   except (OSError, ValueError, KeyError, UserError) as e:
     raise UserError(f"the exported generator in {directory} is incomplete or damaged, or "
                     f"from another version ({e}); export it again by resuming the run") from None
   return Exported(generator, config, labels,
-                  spectral.Normalizer.from_json(info["normalizer"]), info["level"])
+                  spectral.Normalizer.from_json(info["normalizer"]), info["level"], latent_prior)
 
 
 def pretrained() -> str | None:

@@ -75,9 +75,11 @@ class Synthesizer(files.Exported):
     return np.asarray(ids, int)
 
   def latents(self, count: int, seed: int) -> np.ndarray:
-    """[count, latent_size] standard normal latents, the same for the same seed."""
+    """[count, latent_size] latents from the export's prior (standard normal without one),
+    the same for the same seed."""
     rng = np.random.default_rng(seed)
-    return rng.standard_normal((count, self.model_config.latent_size)).astype(np.float32)
+    z = rng.standard_normal((count, self.model_config.latent_size)).astype(np.float32)
+    return self.latent_prior.draw(z) if self.latent_prior else z
 
   @property
   def plays_audio(self) -> bool:

@@ -24,7 +24,7 @@ from reverbsynth import spectral
 from reverbsynth.data import manifest as manifest_lib, records
 from reverbsynth.data.labels import Labels, label_prior
 from reverbsynth.errors import Failure, UserError
-from reverbsynth.model import schedule
+from reverbsynth.model import latent_prior, schedule
 from reverbsynth.progress import Progress
 from reverbsynth.runs import files
 from reverbsynth.runs.config import Config
@@ -95,6 +95,7 @@ class Trainer:
     self.summaries = summaries.Writer(os.path.join(run_dir, "logs"))
     self.input_seconds = 0.0  # Waiting for real batches, since this object was made.
     self.step_seconds = 0.0   # Running training steps.
+    self._dry_notes = None    # What a ddsp run's latent prior is fitted to, read once.
 
   def _normalizer(self) -> spectral.Normalizer:
     """The run's normalizer; computed from the dataset and saved at its start."""
@@ -203,15 +204,15 @@ class Trainer:
   def _finish_stage(self, st) -> None:
     """Sample grid, summaries, stage checkpoint, exported generator; then the next stage."""
     self.steps.sync()
-    audio, image = self.sample_grid(st.level)
+    synth = self._synthesizer(st.level)
+    audio, image = self.sample_grid(synth)
     samples = os.path.join(self.run_dir, "samples")
     outputs.write_wav(os.path.join(samples, f"stage-{st.index:02d}.wav"), audio,
                       self.config.audio.sample_rate)
     outputs.write_png(os.path.join(samples, f"stage-{st.index:02d}.png"), image)
     self.summaries.samples(self.images_total, image, self._real_image(), audio,
                            self.config.audio.sample_rate)
-    files.write_generator(os.path.join(self.run_dir, files.GENERATOR_DIR),
-                          self._synthesizer(st.level))
+    files.write_generator(os.path.join(self.run_dir, files.GENERATOR_DIR), synth)
     self.stage += 1
     self.images_in_stage = 0
     self.save(f"stage-{st.index:02d}", files.LATEST)
@@ -230,12 +231,18 @@ class Trainer:
     return outputs.spectra_image(real)
 
   def _synthesizer(self, level: int) -> Synthesizer:
-    """The EMA generator playing at `level`."""
-    return Synthesizer(self.steps.ema, self.config, self.labels, self.normalizer, level)
+    """The EMA generator playing at `level`; a ddsp one from the latent prior fitted to its
+    encoder on dry training notes (model.latent_prior)."""
+    prior = None
+    if self.config.model.generator == "ddsp":
+      if self._dry_notes is None:
+        self._dry_notes = latent_prior.dry_notes(self.data_dir, self.config.audio, self.labels)
+      prior = latent_prior.fit_to_notes(self.steps.ema, self._dry_notes)
+    return Synthesizer(self.steps.ema, self.config, self.labels, self.normalizer, level, prior)
 
-  def sample_grid(self, level: int):
-    """(audio float32 [N_total], PNG image uint8 [H, W, 1]): effects down, pitches across."""
-    synth = self._synthesizer(level)
+  def sample_grid(self, synth: Synthesizer):
+    """(audio float32 [N_total], PNG image uint8 [H, W, 1]) of `synth`: effects down,
+    pitches across."""
     pitches = [p for p in self.config.train.sample_pitches if p in synth.pitches]
     rows, cols = len(self.labels.effects), len(pitches)
     z = np.repeat(synth.latents(1, self.config.seed), rows * cols, axis=0)
