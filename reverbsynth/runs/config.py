@@ -15,10 +15,6 @@ from reverbsynth.spectral import SpectralConfig
 DEFAULT = "reverbsynth"
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 BACKENDS = ("tensorflow", "jax")
-# Where the ddsp fakes' latents come from: the prior N(0, I), or "encoded": a posterior
-# sample of another real note of the batch (its encoder's), so that the critic shapes the
-# region the exported generator is played from (model.latent_prior; README, bug hunt 20).
-FAKE_LATENTS = ("prior", "encoded")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +86,6 @@ class Loss:
   response: float = 0.0        # ddsp: multi-scale spectral loss of real dry notes through the
                                # responses.
   adversarial: float = 1.0     # ddsp: weight of G's critic and auxiliary-classifier terms.
-  fake_latents: str = "prior"  # ddsp: z of the fakes the critic sees, FAKE_LATENTS.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,9 +143,6 @@ class Config:
     if self.spectral.mel_bands not in spectral.MEL_BANDS:
       raise UserError(f"spectral.mel_bands {self.spectral.mel_bands!r} is not one of "
                       f"{', '.join(spectral.MEL_BANDS)}")
-    if self.loss.fake_latents not in FAKE_LATENTS:
-      raise UserError(f"loss.fake_latents {self.loss.fake_latents!r} is not one of "
-                      f"{', '.join(FAKE_LATENTS)}")
     if self.train.backend not in BACKENDS:
       raise UserError(f"train.backend {self.train.backend!r} is not one of {', '.join(BACKENDS)}")
     if self.train.precision not in PRECISIONS:

@@ -11,9 +11,7 @@ as the fakes are; G adds the envelope term (`loss.envelope`) on the spectra's en
 
 Ddsp family. Critic: the same, on log-mel features of real notes and of generated ones.
 Generator, the sum of:
-- adversarial: -critic(G(z, labels)) for z from the prior (or, with `loss.fake_latents:
-  encoded`, another real note's posterior sample, for the critic's fakes too) and labels
-  from the dataset's;
+- adversarial: -critic(G(z, labels)) for z from the prior and labels from the dataset's;
 - reconstruction: the multi-scale spectral loss of G(z ~ encoder(dry note), pitch,
   effect) against the real note through that effect (the dataset's dry/wet pairs: the
   same z must play the dry note dry and the wet note wet), with the encoder's KL
@@ -113,29 +111,13 @@ def progressive_generator_loss(g, d, batch, draws, at: Level):
   return terms["g_loss"], terms
 
 
-def _posterior_sample(g, dry, eps) -> tuple:
-  """(z [B, L] drawn with standard normal eps [B, L], mean, log variance) of the encoder's
-  posterior of real dry notes [B, S]."""
-  mean, log_variance = g.encode(dry)
-  return mean + ops.exp(0.5 * log_variance) * eps, mean, log_variance
-
-
-def _others(z):
-  """Each note's latent [B, L] taken from the next note of the batch, as a constant: fakes
-  with `loss.fake_latents: encoded` play one real note's latent with another's labels."""
-  return ops.stop_gradient(ops.roll(z, 1, axis=0))
-
-
 def ddsp_critic_loss(g, d, batch, draws, at: Level):
   """Batch: dry notes [B, S], the notes through their effect [B, S], pitch [B, P],
   effect [B, E]; D sees log-mel features of real and generated notes."""
-  dry, notes, pitch, effect = batch
+  _, notes, pitch, effect = batch
   fake_pitch, fake_effect = _fake_labels(draws, pitch, effect, at.config.loss)
   features = lambda audio: ddsp.critic_features(audio, at.model_config)
-  z = draws[0]
-  if at.config.loss.fake_latents == "encoded":
-    z = _others(_posterior_sample(g, dry, draws[0])[0])
-  fake = ops.stop_gradient(features(at.play(g, z, fake_pitch, fake_effect)))
+  fake = ops.stop_gradient(features(at.play(g, draws[0], fake_pitch, fake_effect)))
   return _critic_terms(d, features(notes), fake, (pitch, effect), draws, at)
 
 
@@ -144,10 +126,6 @@ def ddsp_generator_loss(g, d, batch, draws, at: Level):
   cfg, model_config = at.config.loss, at.model_config
   dry, notes, pitch, effect = batch
   z_g, pitch_g, effect_g, eps = draws[4:8]
-  if cfg.reconstruction or cfg.fake_latents == "encoded":
-    z, mean, log_variance = _posterior_sample(g, dry, eps)
-  if cfg.fake_latents == "encoded":
-    z_g = _others(z)
   fake = at.play(g, z_g, pitch_g, effect_g, frozen_responses=True)
   terms = losses.generator_loss(at.judge(d, ddsp.critic_features(fake, model_config)),
                                 pitch_g, effect_g, cfg)
@@ -158,6 +136,8 @@ def ddsp_generator_loss(g, d, batch, draws, at: Level):
                                              effect_g, ENVELOPE_FLOOR)
     total = total + cfg.envelope * terms["envelope"]
   if cfg.reconstruction:
+    mean, log_variance = g.encode(dry)
+    z = mean + ops.exp(0.5 * log_variance) * eps
     played = at.play(g, z, pitch, effect, frozen_responses=True)
     terms["reconstruction"] = losses.multiscale_spectral_loss(notes, played)
     terms["kl"] = losses.kl_divergence(mean, log_variance)
