@@ -29,11 +29,6 @@ class LatentPrior:
   scale: np.ndarray
 
   @classmethod
-  def standard(cls, size: int) -> "LatentPrior":
-    """N(0, I)."""
-    return cls(np.zeros(size, np.float32), np.eye(size, dtype=np.float32))
-
-  @classmethod
   def fit(cls, means: np.ndarray, log_variances: np.ndarray, seed: int = 0) -> "LatentPrior":
     """The Gaussian of the mixture of posteriors N(means [N, L], exp(log_variances) [N, L])."""
     rng = np.random.default_rng(seed)
