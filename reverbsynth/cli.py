@@ -327,13 +327,17 @@ def export(run, out, prior_from):
 
     reverbsynth export --run RUN --out my-model && reverbsynth render song.mid --run my-model
   """
+  from reverbsynth.errors import UserError
   from reverbsynth.model import latent_prior
   from reverbsynth.runs import files
   files.check_export_dir(out, "--out")
   synth = _synthesizer(run)
   if prior_from:
-    synth.latent_prior = latent_prior.fit_on_dataset(synth.generator, prior_from,
-                                                     synth.config.audio, synth.labels)
+    if not synth.plays_audio:
+      raise UserError("--prior-from: only a ddsp generator has a latent prior (fitted to its "
+                      "encoder's posteriors); a spectral generator plays from N(0, I)")
+    dry = latent_prior.dry_notes(prior_from, synth.config.audio, synth.labels)
+    synth.latent_prior = latent_prior.fit_to_notes(synth.generator, dry)
   files.write_generator(out, synth, float16=True)
   click.echo(f"wrote {out}")
 

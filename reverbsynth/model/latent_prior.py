@@ -72,12 +72,3 @@ def fit_to_notes(generator, dry: np.ndarray, batch_size: int = 32) -> LatentPrio
     means.append(keras.ops.convert_to_numpy(mean))
     log_variances.append(keras.ops.convert_to_numpy(log_variance))
   return LatentPrior.fit(np.concatenate(means), np.concatenate(log_variances))
-
-
-def fit_on_dataset(generator, data_dir, audio, labels) -> LatentPrior:
-  """The prior of a ddsp generator fitted to `data_dir`'s dry training notes; UserError for
-  a spectral generator (it has no encoder, and plays from N(0, I))."""
-  if not hasattr(generator, "encode"):
-    raise UserError("--prior-from: only a ddsp generator has a latent prior (fitted to its "
-                    "encoder's posteriors); a spectral generator plays from N(0, I)")
-  return fit_to_notes(generator, dry_notes(data_dir, audio, labels))
