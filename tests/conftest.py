@@ -120,6 +120,13 @@ def in_process(capsys, *args):
   return subprocess.CompletedProcess(args, code, out, err)
 
 
+@pytest.fixture
+def run_here(capsys):
+  """run_cli's twin for commands whose process does not matter: in_process, no start-up
+  (an interpreter importing TensorFlow costs seconds a call)."""
+  return lambda *args: in_process(capsys, *args)
+
+
 def assert_refused(result, *fragments: str) -> None:
   """`result` (of run_cli) failed as bad input must: exit 2, one error line holding `fragments`."""
   assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)

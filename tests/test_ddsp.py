@@ -213,30 +213,30 @@ def test_a_ddsp_runs_notes_are_drawn_from_a_prior_fitted_to_its_encoder(ddsp_run
   assert not np.allclose(again.mean, 0.0, atol=1e-3)  # Not N(0, I) by another name.
 
 
-def test_a_ddsp_run_exports_generates_renders_and_applies_its_reverb(ddsp_run, tmp_path):
+def test_a_ddsp_run_exports_generates_renders_and_applies_its_reverb(ddsp_run, tmp_path, run_here):
   from reverbsynth.synthesis import synthesizer
   out = ddsp_run[0]
   compact = tmp_path / "compact"
-  result = run_cli("export", "--run", out, "--out", compact)
+  result = run_here("export", "--run", out, "--out", compact)
   assert result.returncode == 0, result.stderr
   np.testing.assert_array_equal(synthesizer.load(compact).latent_prior.scale,
                                 synthesizer.load(out).latent_prior.scale)
   notes = tmp_path / "notes"
-  result = run_cli("generate", "--run", compact, "--pitch", 24, "--pitch", 84, "--out", notes)
+  result = run_here("generate", "--run", compact, "--pitch", 24, "--pitch", 84, "--out", notes)
   assert result.returncode == 0, result.stderr
   for pitch in (24, 84):
     for effect in ("dry", "reverb"):
       audio, rate = sf.read(notes / f"{pitch}-{effect}-v100-z0.wav")
       assert rate == 16000 and len(audio) == 4096 and np.abs(audio).max() > 0.01
   song = tmp_path / "song.wav"
-  result = run_cli("render", "examples/bassline.mid", "--run", compact, "--out", song,
+  result = run_here("render", "examples/bassline.mid", "--run", compact, "--out", song,
                    "--no-progress")
   assert result.returncode == 0, result.stderr
   # A stereo 44.1 kHz file through the learned reverb: its tail (0.1 s at 16 kHz) is kept.
   clip = np.zeros((4410, 2), np.float32)
   clip[0] = [0.5, -0.25]
   sf.write(tmp_path / "click.wav", clip, 44100)
-  result = run_cli("apply", tmp_path / "click.wav", "--effect", "reverb", "--run", compact,
+  result = run_here("apply", tmp_path / "click.wav", "--effect", "reverb", "--run", compact,
                    "--out", tmp_path / "wet.wav")
   assert result.returncode == 0, result.stderr
   wet, rate = sf.read(tmp_path / "wet.wav")
@@ -262,17 +262,17 @@ def test_export_fits_the_prior_again_on_a_dataset_and_refuses_a_spectral_run(
   assert not (tmp_path / "s").exists() and not (tmp_path / "m").exists()
 
 
-def test_apply_refuses_what_it_cannot_do(ddsp_run, tiny_run, tmp_path):
+def test_apply_refuses_what_it_cannot_do(ddsp_run, tiny_run, tmp_path, run_here):
   out = ddsp_run[0]
   sf.write(tmp_path / "in.wav", np.zeros(100, np.float32), 16000)
-  assert_refused(run_cli("apply", tmp_path / "in.wav", "--effect", "hall", "--run", out),
+  assert_refused(run_here("apply", tmp_path / "in.wav", "--effect", "hall", "--run", out),
                  "knows no effect 'hall'")
-  assert_refused(run_cli("apply", tmp_path / "in.wav", "--effect", "reverb", "--run",
+  assert_refused(run_here("apply", tmp_path / "in.wav", "--effect", "reverb", "--run",
                          tiny_run[0]), "learns no effect responses")
   (tmp_path / "bad.wav").write_bytes(b"not audio")
-  assert_refused(run_cli("apply", tmp_path / "bad.wav", "--effect", "reverb", "--run", out),
+  assert_refused(run_here("apply", tmp_path / "bad.wav", "--effect", "reverb", "--run", out),
                  "not an audio file")
-  assert_refused(run_cli("apply", tmp_path / "in.wav", "--effect", "reverb", "--run", out,
+  assert_refused(run_here("apply", tmp_path / "in.wav", "--effect", "reverb", "--run", out,
                          "--out", tmp_path / "in.wav"), "is the input file")
   assert not (tmp_path / "in-reverb.wav").exists()
 

@@ -156,13 +156,13 @@ def test_the_judge_does_not_hear_below_the_16_bit_floor(soundfont_dataset):
   assert magnitude < 0.01 and instantaneous_frequency < 0.03, change.mean(axis=(0, 1, 2))
 
 
-def test_evaluate_bad_inputs(tmp_path, early_run, dataset, nsynth_tfrecord):
-  assert_refused(run_cli("evaluate", "--run", early_run, "--data", dataset, "--out",
+def test_evaluate_bad_inputs(tmp_path, early_run, dataset, nsynth_tfrecord, run_here):
+  assert_refused(run_here("evaluate", "--run", early_run, "--data", dataset, "--out",
                          tmp_path / "r"),
            "has no test split")
   other = tmp_path / "delay"
   assert run_cli("build-dataset", "--source", nsynth_tfrecord, "--out", other, "--effect",
                  "delay", "--no-progress").returncode == 0
-  assert_refused(run_cli("evaluate", "--run", early_run, "--data", other, "--out", tmp_path / "r"),
+  assert_refused(run_here("evaluate", "--run", early_run, "--data", other, "--out", tmp_path / "r"),
            "trained on effects ['dry', 'reverb'] but the dataset has ['dry', 'delay']")
   assert not (tmp_path / "r").exists()

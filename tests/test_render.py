@@ -14,7 +14,7 @@ import soundfile as sf
 from reverbsynth import cli
 from reverbsynth.runs import files
 from reverbsynth.synthesis import outputs, songs, synthesizer
-from tests.conftest import assert_refused, in_process, run_cli
+from tests.conftest import assert_refused
 
 RATE = 16000
 
@@ -117,12 +117,12 @@ def test_long_notes_sustain_without_gaps_and_short_notes_release():
   assert np.abs(short[-10:]).max() < 1e-3                     # Faded to silence at the end.
 
 
-def test_render_cli_is_deterministic_never_clips_and_reports(tmp_path, tiny_run):
+def test_render_cli_is_deterministic_never_clips_and_reports(tmp_path, tiny_run, run_here):
   chord = [(p, 0.1 * i, 2.0, 127) for i, p in enumerate((36, 40, 43, 48, 52, 55))]
   path = write_midi(tmp_path / "chord.mid", [(33, False, "Bass", chord),
                                               (0, True, "Drums", [(36, 0.0, 0.1, 90)])])
   run = str(tiny_run[0])
-  result = run_cli("render", path, "--run", run, "--no-progress", "--bits", "24")
+  result = run_here("render", path, "--run", run, "--no-progress", "--bits", "24")
   assert result.returncode == 0, result.stderr
   assert "6 notes played, 6 unique notes generated, 0 transposed by octaves, 1 drum notes " \
          "skipped" in result.stdout and "skipped (drums" in result.stdout
@@ -130,15 +130,15 @@ def test_render_cli_is_deterministic_never_clips_and_reports(tmp_path, tiny_run)
   assert (tmp_path / "chord.wav").stat().st_mode & 0o044 == 0o044  # Readable like any file.
   assert sf.info(tmp_path / "chord.wav").subtype == "PCM_24" and rate == RATE
   assert np.abs(first).max() <= outputs.PEAK + 1e-6 and np.abs(first).max() > 0.5
-  again = run_cli("render", path, "--run", run, "--no-progress", "--out", tmp_path / "a.wav",
+  again = run_here("render", path, "--run", run, "--no-progress", "--out", tmp_path / "a.wav",
                   "--bits", "24")
-  other = run_cli("render", path, "--run", run, "--no-progress", "--out", tmp_path / "b.wav",
+  other = run_here("render", path, "--run", run, "--no-progress", "--out", tmp_path / "b.wav",
                   "--bits", "24", "--seed", 1)
   assert again.returncode == other.returncode == 0
   assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "chord.wav").read_bytes()
   other_song = sf.read(tmp_path / "b.wav")[0]
   assert len(other_song) != len(first) or not np.allclose(other_song, first)
-  resampled = run_cli("render", path, "--run", run, "--no-progress", "--out", tmp_path / "c.wav",
+  resampled = run_here("render", path, "--run", run, "--no-progress", "--out", tmp_path / "c.wav",
                       "--sample-rate", 44100, "--png")
   assert resampled.returncode == 0, resampled.stderr
   audio, rate = sf.read(tmp_path / "c.wav")
@@ -146,9 +146,9 @@ def test_render_cli_is_deterministic_never_clips_and_reports(tmp_path, tiny_run)
   assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_generate_cli_writes_the_grid_and_reuses_latents(tmp_path, tiny_run):
+def test_generate_cli_writes_the_grid_and_reuses_latents(tmp_path, tiny_run, run_here):
   run = str(tiny_run[0])
-  result = run_cli("generate", "--run", run, "--pitch", 40, "--pitch", 52, "--effect", "reverb",
+  result = run_here("generate", "--run", run, "--pitch", 40, "--pitch", 52, "--effect", "reverb",
                    "--seed", 1, "--seed", 2, "--interpolate", 4, "--save-latents",
                    tmp_path / "z.npy", "--out", tmp_path / "notes", "--bits", 16)
   assert result.returncode == 0, result.stderr
@@ -162,7 +162,7 @@ def test_generate_cli_writes_the_grid_and_reuses_latents(tmp_path, tiny_run):
   norms = np.linalg.norm(z, axis=1)
   assert np.all(norms[1:-1] > np.minimum(norms[0], norms[-1]) * 0.9)  # Along the sphere.
   # The same grid again (one peak gain for all its notes), its latents from the file.
-  result = run_cli("generate", "--run", run, "--pitch", 40, "--pitch", 52, "--effect", "reverb",
+  result = run_here("generate", "--run", run, "--pitch", 40, "--pitch", 52, "--effect", "reverb",
                    "--latents", tmp_path / "z.npy", "--out", tmp_path / "again", "--bits", 16,
                    "--png")
   assert result.returncode == 0, result.stderr
@@ -173,30 +173,29 @@ def test_generate_cli_writes_the_grid_and_reuses_latents(tmp_path, tiny_run):
   assert (tmp_path / "again" / "52-reverb-v100-z0.png").is_file()
 
 
-def test_bad_inputs_fail_with_one_line_and_leave_nothing(tmp_path, tiny_run, capsys):
-  command = lambda *args: in_process(capsys, *args)  # In this process: no start-up per case.
+def test_bad_inputs_fail_with_one_line_and_leave_nothing(tmp_path, tiny_run, run_here):
   run = str(tiny_run[0])
   (tmp_path / "notes.mid").write_text("not a midi file")
   empty = write_midi(tmp_path / "empty.mid", [(33, False, "Bass", [])])
   drums = write_midi(tmp_path / "drums.mid", [(0, True, "Drums", [(36, 0.0, 0.1, 100)])])
   good = write_midi(tmp_path / "good.mid", [(33, False, "Bass", [(40, 0.0, 0.5, 100)])])
-  assert_refused(command("render", tmp_path / "notes.mid", "--run", run), "is not a readable MIDI")
-  assert_refused(command("render", empty, "--run", run), "holds no notes")
-  assert_refused(command("render", drums, "--run", run), "only drum tracks: give --drums")
-  assert_refused(command("render", good, "--run", tmp_path / "nowhere"),
+  assert_refused(run_here("render", tmp_path / "notes.mid", "--run", run), "is not a readable MIDI")
+  assert_refused(run_here("render", empty, "--run", run), "holds no notes")
+  assert_refused(run_here("render", drums, "--run", run), "only drum tracks: give --drums")
+  assert_refused(run_here("render", good, "--run", tmp_path / "nowhere"),
            "holds no exported generator")
-  assert_refused(command("render", good, "--run", run, "--effect", "chorus"),
+  assert_refused(run_here("render", good, "--run", run, "--effect", "chorus"),
            "not trained on effect 'chorus'; it knows dry, reverb")
-  assert_refused(command("render", good, "--run", run, "--effect", "piano=dry"),
+  assert_refused(run_here("render", good, "--run", run, "--effect", "piano=dry"),
            "no track is 'piano'; the tracks are 1 'Bass'")
   broken = tmp_path / "broken" / "generator"
   broken.mkdir(parents=True)
   (broken / "generator.json").write_text((tiny_run[0] / "generator" / "generator.json").read_text())
-  assert_refused(command("render", good, "--run", broken.parent), "is incomplete or damaged")
+  assert_refused(run_here("render", good, "--run", broken.parent), "is incomplete or damaged")
   np.save(tmp_path / "z.npy", np.zeros((2, 7), np.float32))
-  assert_refused(command("generate", "--run", run, "--latents", tmp_path / "z.npy", "--out",
+  assert_refused(run_here("generate", "--run", run, "--latents", tmp_path / "z.npy", "--out",
                    tmp_path / "out"), "shape (2, 7); the run needs latents of shape [N, 16]")
-  assert_refused(command("generate", "--run", run, "--pitch", 100, "--out", tmp_path / "out"),
+  assert_refused(run_here("generate", "--run", run, "--pitch", 100, "--out", tmp_path / "out"),
            "pitch 100 is outside the model's range 24..84")
   assert sorted(p.name for p in tmp_path.iterdir()) == [
       "broken", "drums.mid", "empty.mid", "good.mid", "notes.mid", "z.npy"]
@@ -213,26 +212,27 @@ def test_the_example_song_is_what_its_script_writes(tmp_path):
 
 
 def test_without_run_the_latest_exported_run_plays_else_the_shipped_model(tmp_path, tiny_run,
-                                                                         home):
+                                                                         home, run_here,
+                                                                         monkeypatch):
   song = write_midi(tmp_path / "one.mid", [(33, False, "Bass", [(40, 0.0, 0.5, 100)])])
-  assert_refused(run_cli("render", song, "--no-progress", env={"REVERBSYNTH_PRETRAINED": ""}),
-                 "no trained run under")
+  monkeypatch.setenv("REVERBSYNTH_PRETRAINED", "")
+  assert_refused(run_here("render", song, "--no-progress"), "no trained run under")
   shipped = tmp_path / "shipped"
-  result = run_cli("export", "--run", tiny_run[0], "--out", shipped)
+  result = run_here("export", "--run", tiny_run[0], "--out", shipped)
   assert result.returncode == 0, result.stderr
   h5 = (tiny_run[0] / "generator" / "generator.weights.h5").stat().st_size
   assert (shipped / files.COMPACT_WEIGHTS).stat().st_size < 0.6 * h5  # float16.
-  result = run_cli("render", song, "--no-progress", "--out", tmp_path / "shipped.wav",
-                   env={"REVERBSYNTH_PRETRAINED": str(shipped)})
+  monkeypatch.setenv("REVERBSYNTH_PRETRAINED", str(shipped))
+  result = run_here("render", song, "--no-progress", "--out", tmp_path / "shipped.wav")
   assert result.returncode == 0, result.stderr
   assert "playing the generator of the model shipped with reverbsynth" in result.stderr
-  assert run_cli("render", song, "--no-progress", "--run", tiny_run[0], "--out",
-                 tmp_path / "run.wav").returncode == 0
+  assert run_here("render", song, "--no-progress", "--run", tiny_run[0], "--out",
+                    tmp_path / "run.wav").returncode == 0
   played, full = sf.read(tmp_path / "shipped.wav")[0], sf.read(tmp_path / "run.wav")[0]
   assert np.corrcoef(played, full)[0, 1] > 0.99  # The same notes from float16 weights.
   assert not np.array_equal(played, full)
   shutil.copytree(tiny_run[0] / "generator", home / "runs" / "tiny-fixture" / "generator")
-  result = run_cli("render", song, "--no-progress", env={"REVERBSYNTH_PRETRAINED": str(shipped)})
+  result = run_here("render", song, "--no-progress")
   assert result.returncode == 0, result.stderr
   assert f"playing the generator of {home / 'runs' / 'tiny-fixture'}" in result.stderr
   assert (tmp_path / "one.wav").is_file()
@@ -292,7 +292,8 @@ def test_song_picture_of_a_long_song_fits_a_screen(tmp_path, tiny_run, capsys):
   assert re.search(r"^generating: 3 notes in [\d.]+ s", err, re.M) and "\r" not in err
 
 
-def test_a_model_below_16_khz_renders_at_16_khz_by_default(tmp_path, dataset, monkeypatch):
+def test_a_model_below_16_khz_renders_at_16_khz_by_default(tmp_path, dataset, monkeypatch,
+                                                            run_here):
   from reverbsynth.runs import config as config_lib
   from reverbsynth.training import loop as training
   monkeypatch.setenv("REVERBSYNTH_NO_COST_CHECK", "1")
@@ -304,7 +305,7 @@ def test_a_model_below_16_khz_renders_at_16_khz_by_default(tmp_path, dataset, mo
                                                                 (45, 0.5, 1.0, 100)])])
   for given, expected in ((None, RATE), (8000, 8000)):
     out = tmp_path / f"two-{expected}.wav"
-    result = run_cli("render", path, "--run", tmp_path / "run", "--no-progress", "--out", out,
+    result = run_here("render", path, "--run", tmp_path / "run", "--no-progress", "--out", out,
                      *(["--sample-rate", given] if given else []))
     assert result.returncode == 0, result.stderr
     audio, rate = sf.read(out)

@@ -207,24 +207,25 @@ def test_the_example_stream_restarts_after_any_count_across_epochs(dataset):
     assert stream(skip, per_epoch) == whole[skip:skip + per_epoch]
 
 
-def test_train_bad_inputs(tmp_path, dataset, tiny_run, nsynth_tfrecord):
-  assert_refused(run_cli("train", "--data", tmp_path, "--config", "tiny", "--out", tmp_path / "r"),
+def test_train_bad_inputs(tmp_path, dataset, tiny_run, nsynth_tfrecord, run_here):
+  assert_refused(run_here("train", "--data", tmp_path, "--config", "tiny", "--out", tmp_path / "r"),
            "is not a reverbsynth dataset")
-  assert_refused(run_cli("train", "--data", dataset, "--config", "tiny", "model.latent_sise=8"),
+  assert_refused(run_here("train", "--data", dataset, "--config", "tiny", "model.latent_sise=8"),
            "config key 'model.latent_sise' does not exist (valid under model: fmap_base")
-  assert_refused(run_cli("train", "--data", dataset, "--config", "nope"), "config 'nope' not found")
-  assert_refused(run_cli("train", "--data", dataset, "--config", "tiny", "--out", tmp_path / "h",
+  assert_refused(run_here("train", "--data", dataset, "--config", "nope"),
+                 "config 'nope' not found")
+  assert_refused(run_here("train", "--data", dataset, "--config", "tiny", "--out", tmp_path / "h",
                    "train.precision=half"), "train.precision 'half' is not one of float32")
   out, _ = tiny_run
   other = tmp_path / "other"
   assert run_cli("build-dataset", "--source", nsynth_tfrecord, "--out", other, "--effect",
                  "delay", "--valid-fraction", 0, "--test-fraction", 0,
                  "--no-progress").returncode == 0
-  assert_refused(run_cli("train", "--data", other, "--config", "tiny", "--out", out, "--resume"),
+  assert_refused(run_here("train", "--data", other, "--config", "tiny", "--out", out, "--resume"),
            "do not match the run's ['dry', 'reverb']")
-  assert_refused(run_cli("train", "--data", dataset, "--config", "tiny", "--out", out),
+  assert_refused(run_here("train", "--data", dataset, "--config", "tiny", "--out", out),
            "already holds a run: give --resume")
-  assert_refused(run_cli("train", "--data", dataset, "--config", "tiny", "--out", out, "--resume",
+  assert_refused(run_here("train", "--data", dataset, "--config", "tiny", "--out", out, "--resume",
                          "model.fmap_max=32"), "was trained with other model settings")
 
 
