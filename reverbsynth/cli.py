@@ -159,11 +159,13 @@ def train(config_name, data, out, stages, resume, max_steps, backend, progress, 
     reverbsynth train --stages 8
   """
   from reverbsynth import backend as backends
+  from reverbsynth.data import manifest
   from reverbsynth.runs import config as config_lib
   config_name = config_name or config_lib.fitting(backends.has_accelerator())
   config = config_lib.load(config_name, overrides + ((f"train.backend={backend}",)
                                                      if backend else ()))
   data = paths.dataset(data, "training on")
+  manifest.read(data)  # A clear refusal before Keras and TensorFlow load (seconds).
   out = out or str(paths.default_run_dir(config.name, data))
   storage.check_writable_dir(out, "--out")
   backends.use(config.train.backend)  # Before Keras loads (with the training modules).

@@ -74,13 +74,16 @@ def test_jax_trains_tiny_and_resumes_under_both_backends(jax_runs):
   assert any(not np.array_equal(a, b) for a, b in zip(*last))
 
 
-def test_a_jax_run_renders_and_evaluates_its_generator_under_tensorflow(jax_runs, tmp_path):
+def test_a_jax_run_renders_and_evaluates_its_generator_under_tensorflow(jax_runs, tmp_path,
+                                                                        run_here):
+  import keras
+  assert keras.backend.backend() == "tensorflow"  # This process's: the suite runs on it.
   root = jax_runs[0]
   config = json.loads((root / "jax" / "generator" / "generator.json").read_text())["config"]
   assert config["train"]["backend"] == "jax"
   song = tmp_path / "song.wav"
-  result = run_cli("render", "examples/bassline.mid", "--run", root / "jax", "--out", song,
-                   "--no-progress", env={**ENV, "KERAS_BACKEND": "tensorflow"})
+  result = run_here("render", "examples/bassline.mid", "--run", root / "jax", "--out", song,
+                    "--no-progress")
   assert result.returncode == 0, result.stderr
   import soundfile as sf
   audio, _ = sf.read(song)
