@@ -26,6 +26,7 @@ import tensorflow as tf
 from reverbsynth import spectral, storage
 from reverbsynth.data import manifest as manifest_lib, records
 from reverbsynth.data.labels import Labels
+from reverbsynth.errors import Failure
 from reverbsynth.model import layers as L
 from reverbsynth.progress import Progress
 from reverbsynth.runs.config import Config
@@ -36,7 +37,7 @@ logger = logging.getLogger(__name__)
 CLASSIFIER_DIR = "classifier"
 EMBEDDING = 128
 MIN_STEPS = 300  # Small datasets still get enough updates.
-VERSION = 4      # Of the architecture, its training and its test figures: part of the cache key.
+VERSION = 5      # Of the architecture, its training and its test figures: part of the cache key.
 DITHER_SEED = 0
 
 
@@ -66,7 +67,11 @@ def build(shape: tuple, num_pitches: int, num_effects: int) -> keras.Model:
     x = keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu")(x)
     x = keras.layers.LayerNormalization()(x)  # No running statistics to lag behind.
   x = keras.layers.Flatten()(keras.ops.mean(x, axis=1))
-  embedding = keras.layers.Dense(EMBEDDING, activation="relu", name="embedding")(x)
+  # Normalized across its units before the ReLU, so that about half of them are active for
+  # every note: a plain Dense + ReLU here died whole in one training (every unit negative
+  # for every note: a constant embedding, chance accuracy, Frechet distance 0; bug hunt 21).
+  x = keras.layers.LayerNormalization()(keras.layers.Dense(EMBEDDING)(x))
+  embedding = keras.layers.Activation("relu", name="embedding")(x)
   pitch = keras.layers.Dense(num_pitches, name="pitch")(embedding)
   effect = keras.layers.Dense(num_effects, name="effect")(embedding)
   return keras.Model(inputs, [embedding, pitch, effect])
@@ -165,6 +170,9 @@ def load_or_train(data_dir, config: Config, labels: Labels, epochs: int = 5,
                             sample_rate=config.audio.sample_rate,
                             pitches=labels.pitch_range)
   judge.accuracy = judge.accuracy_on(test["audio"], test["pitch"], test["effect"])
+  if np.ptp(judge.outputs(test["audio"][:64])["embedding"], axis=0).max() == 0:
+    raise Failure("the judge's training failed: its embedding is the same for every test "
+                  "note, so its figures would mean nothing; nothing was cached")
   os.makedirs(directory, exist_ok=True)
   with storage.atomic_path(os.path.join(directory, "judge.weights.h5")) as tmp:
     model.save_weights(tmp)
