@@ -166,3 +166,15 @@ def test_evaluate_bad_inputs(tmp_path, early_run, dataset, nsynth_tfrecord, run_
   assert_refused(run_here("evaluate", "--run", early_run, "--data", other, "--out", tmp_path / "r"),
            "trained on effects ['dry', 'reverb'] but the dataset has ['dry', 'delay']")
   assert not (tmp_path / "r").exists()
+
+
+def test_the_judges_embedding_cannot_die_whole():
+  # Every embedding unit's input pushed far negative (what killed a Dense + ReLU embedding
+  # in one training: constant for every note, bug hunt 21): about half stay active per note.
+  model = classifier.build((16, 32, 2), 8, 2)
+  projection = next(layer for layer in model.layers if layer.name.startswith("dense"))
+  projection.bias.assign(np.full(classifier.EMBEDDING, -100.0, np.float32))
+  x = np.random.default_rng(0).standard_normal((6, 16, 32, 2)).astype(np.float32)
+  embedding = np.asarray(model(x)[0])
+  assert 0.3 < (embedding > 0).mean() < 0.7
+  assert np.ptp(embedding, axis=0).max() > 0  # Not the same for every note.
