@@ -110,7 +110,10 @@ class Judge:
 
   def accuracy_on(self, audio, pitches, effects) -> dict:
     """{"pitch", "effect"}: shares of audio [N, S] given the right MIDI pitch / effect index."""
-    out = self.outputs(audio)
+    return self.accuracy_of(self.outputs(audio), pitches, effects)
+
+  def accuracy_of(self, out: dict, pitches, effects) -> dict:
+    """accuracy_on, of the judge's outputs already made for the notes."""
     pitch, effect = out["pitch"], out["effect"]
     return {"pitch": float(np.mean(pitch.argmax(1) == np.asarray(pitches) - self.labels.pitch_min)),
             "effect": float(np.mean(effect.argmax(1) == np.asarray(effects)))}
@@ -169,8 +172,9 @@ def load_or_train(data_dir, config: Config, labels: Labels, epochs: int = 5,
   test = records.read_split(data_dir, "test", config.audio.num_samples,
                             sample_rate=config.audio.sample_rate,
                             pitches=labels.pitch_range)
-  judge.accuracy = judge.accuracy_on(test["audio"], test["pitch"], test["effect"])
-  if np.ptp(judge.outputs(test["audio"][:64])["embedding"], axis=0).max() == 0:
+  found = judge.outputs(test["audio"])
+  judge.accuracy = judge.accuracy_of(found, test["pitch"], test["effect"])
+  if np.ptp(found["embedding"], axis=0).max() == 0:
     raise Failure("the judge's training failed: its embedding is the same for every test "
                   "note, so its figures would mean nothing; nothing was cached")
   os.makedirs(directory, exist_ok=True)
