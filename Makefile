@@ -27,11 +27,10 @@ demo: $(STAMP)
 	  --run reverbsynth/pretrained --out build/demo/bassline-shipped-dry-applied-reverb.wav
 
 # Two pytest-xdist workers, each test file on one worker (its module fixtures built once): on 2
-# cores the suite's subprocesses, imports and I/O overlap with the other worker's training. Files
-# go out in collection order, the long learning runs first (tests/conftest.py).
+# cores the suite's subprocesses, imports and I/O overlap with the other worker's training.
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 # ruff, and mypy on the public modules (pyproject.toml's [tool.ruff], [tool.mypy]); .ci/run
 # runs it before the tests.

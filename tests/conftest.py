@@ -29,14 +29,6 @@ FIXTURE_NOTES = [
 ]
 
 
-def pytest_collection_modifyitems(items):
-  """The `long` tests first (a stable sort). `make test`'s workers take files in this order
-  (--no-loadscope-reorder): each long learning run then has the other worker's short files
-  beside it, where xdist's own order (files with the most tests first) left the two
-  single-test learning files to the end, one worker running alone."""
-  items.sort(key=lambda item: item.get_closest_marker("long") is None)
-
-
 def _metadata(family, source, program, pitch, velocity, qualities):
   fam, src = note_lib.FAMILIES.index(family), note_lib.SOURCES.index(source)
   instrument_str, note_str = note_lib.nsynth_names(fam, src, program, pitch, velocity)

@@ -28,8 +28,6 @@ from reverbsynth.runs import config as config_lib
 from reverbsynth.synthesis import synthesizer
 from reverbsynth.training import inputs as train_input, loop as training
 
-pytestmark = pytest.mark.long
-
 PITCHES = (48, 84)
 SAMPLE_RATE, WINDOW, PLUCK, NFFT = 16000, 4096, 2400, 128
 BINS = [round(440 * 2 ** ((p - 69) / 12) / (SAMPLE_RATE / NFFT)) - 1

@@ -11,15 +11,12 @@ again with the pitch label cut from the oscillators (the pitch-84 margins 8-20 d
 """
 
 import numpy as np
-import pytest
 from test_learning import PITCHES, PLUCK, SAMPLE_RATE, WINDOW, toy  # noqa: F401 (fixture)
 
 from reverbsynth.data import records
 from reverbsynth.runs import config as config_lib
 from reverbsynth.synthesis import synthesizer
 from reverbsynth.training import loop as training
-
-pytestmark = pytest.mark.long
 
 TAIL = slice(int(0.2 * SAMPLE_RATE), WINDOW)   # After the pluck (0.15 s) has died away.
 HELD = slice(0, PLUCK)
