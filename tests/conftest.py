@@ -6,6 +6,7 @@ import pathlib
 import subprocess
 import sys
 
+import filelock
 import pytest
 import soundfile as sf
 
@@ -155,21 +156,33 @@ def home(tmp_path, monkeypatch):
   return tmp_path / "home"
 
 
+def _built_once(tmp_path_factory, name: str, *args):
+  """(directory, stdout) of `reverbsynth ARGS --out DIR`, run once for the whole test run:
+  xdist workers share it (the first runs it under a file lock, the others wait), so that a
+  session fixture is not built again by each worker. Tests only read what it holds."""
+  root = tmp_path_factory.getbasetemp()
+  if "PYTEST_XDIST_WORKER" in os.environ:
+    root = root.parent  # This run's, above every worker's own.
+  out, stdout = root / name, root / f"{name}.stdout"
+  with filelock.FileLock(str(root / f"{name}.lock")):
+    if not stdout.exists():
+      result = run_cli(*args, "--out", out)
+      assert result.returncode == 0, result.stderr
+      stdout.write_text(result.stdout)
+  return out, stdout.read_text()
+
+
 @pytest.fixture(scope="session")
 def dataset(tmp_path_factory, nsynth_tfrecord):
   """The fixture notes, dry and reverb, all in the training split."""
-  out = tmp_path_factory.mktemp("train-data") / "ds"
-  result = run_cli("build-dataset", "--source", nsynth_tfrecord, "--out", out, "--effect",
-                   "reverb", "--valid-fraction", 0, "--test-fraction", 0, "--no-progress")
-  assert result.returncode == 0, result.stderr
-  return out
+  return _built_once(tmp_path_factory, "train-data", "build-dataset", "--source",
+                     nsynth_tfrecord, "--effect", "reverb", "--valid-fraction", 0,
+                     "--test-fraction", 0, "--no-progress")[0]
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, dataset):
-  """A configs/tiny.yaml run trained for 3 stages (level 2 of 3) through the CLI."""
-  out = tmp_path_factory.mktemp("runs") / "tiny"
-  result = run_cli("train", "--data", dataset, "--config", "tiny", "--stages", 3, "--out", out,
-                   "--no-progress")
-  assert result.returncode == 0, result.stderr
-  return out, result
+  """(directory, stdout) of a configs/tiny.yaml run trained for 3 stages (level 2 of 3)
+  through the CLI."""
+  return _built_once(tmp_path_factory, "tiny-run", "train", "--data", dataset, "--config",
+                     "tiny", "--stages", 3, "--no-progress")

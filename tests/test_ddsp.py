@@ -81,8 +81,9 @@ def test_a_learned_detune_stays_within_its_bound_and_plays_through_the_generator
     assert np.all(distribution[0, :, k] == 0) == silenced
 
 
-def test_harmonics_above_nyquist_are_silenced_and_the_rest_sum_to_one():
-  c = CONFIG
+@pytest.mark.parametrize("scale", ["exp_sigmoid", "softmax"])
+def test_harmonics_above_nyquist_are_silenced_and_the_rest_sum_to_one(scale):
+  c = dataclasses.replace(CONFIG, harmonic_scale=scale)
   generator = ddsp.DdspGenerator(c)
   ddsp.build_generator(generator)
   z = np.random.default_rng(0).standard_normal((2, c.latent_size)).astype(np.float32)
@@ -95,6 +96,19 @@ def test_harmonics_above_nyquist_are_silenced_and_the_rest_sum_to_one():
     assert above.any() == (row == 1)  # MIDI 84's 8th harmonic is above 8 kHz; 24's 60th is not.
     assert np.all(distribution[row][:, above] == 0)
     np.testing.assert_allclose(distribution[row].sum(-1), 1.0, atol=1e-5)
+
+
+def test_a_softmax_distribution_follows_its_logits_where_exp_sigmoid_saturates():
+  # Harmonics 1-3 at logits 8, 6, 0: as log-amplitudes (softmax) harmonic 2 sits 2 nepers
+  # (17.4 dB) below the fundamental; through exp_sigmoid both are near its ceiling, within 1 dB.
+  logits = np.full((1, 1, 4), -1e3, np.float32)
+  logits[0, 0, :3] = 8.0, 6.0, 0.0
+  audible = np.array([[[1, 1, 1, 0]]], np.float32)
+  db = lambda d: 20 * np.log10(d[0, 0, 0] / d[0, 0, 1])
+  softmax = _np(ddsp.harmonic_distribution(logits, audible, "softmax"))
+  saturated = _np(ddsp.harmonic_distribution(logits, audible, "exp_sigmoid"))
+  assert abs(db(softmax) - 20 * 2 / np.log(10)) < 0.01 and softmax[0, 0, 3] == 0
+  assert db(saturated) < 1.0
 
 
 def test_noise_that_follows_the_amplitude_falls_with_the_note():

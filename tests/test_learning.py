@@ -4,14 +4,15 @@ The toy notes are two pitches three octaves apart (131 Hz and 1047 Hz: no harmon
 of one near the other's fundamental), short near-sine plucks (0.15 s) in a 0.256 s
 window, each dry and through a long reverb; spectra are 32 frames x 64 linear bins
 of 125 Hz, 3 levels from 8 x 16. After a seeded, deterministic run of 5 stages x
-4000 images, the generator must put its energy at the asked pitch and let the wet
+3000 images, the generator must put its energy at the asked pitch and let the wet
 label ring on after the pluck where the dry one is silent.
 
-The step is compiled with XLA (`train.xla=true`): on 2 cores the run took 281 s with it
-and 740 s without, one after the other on a quiet machine, with the same margins (0.93,
-0.66 and 0.94, 0.67 against 0.45, 0.37 asked; 2026-12-07). With XLA it passes for
-initial-weight seeds 0 and 10, and fails with the generator's pitch input zeroed
-(margins -0.09, 0.09).
+The step is compiled with XLA (`train.xla=true`): on 2 cores the run (4,000 images a stage)
+took 281 s with it and 740 s without, one after the other on a quiet machine, with the same
+margins (0.93, 0.66 and 0.94, 0.67 against 0.45, 0.37 asked; 2026-12-07). At 3,000 images a
+stage (for the suite's time, the same day) it passes for initial-weight seeds 0 and 10
+(margins 0.78, 0.64 and 0.65, 0.63; 4,000 gave 0.93, 0.66 and 0.67, 0.58), and fails with the
+generator's pitch input zeroed (margins -0.15, 0.15).
 
 The critic is the projection one, as the shipped cpu config's. With the auxiliary
 classifier alone (tiny's) this test passed for 2 of 3 Keras-drawn initial weights and
@@ -65,7 +66,7 @@ def toy(tmp_path_factory):
       f"audio.num_samples={WINDOW}", f"spectral.nfft={NFFT}", "spectral.hop=128",
       "spectral.frames=32", "spectral.mel=false", "model.start_shape=[8, 16]",
       "model.num_levels=3", "model.fmap_base=128", "model.fmap_max=32",
-      "schedule.images_per_stage=4000", "schedule.batch_size=[16, 16, 16]",
+      "schedule.images_per_stage=3000", "schedule.batch_size=[16, 16, 16]",
       f"train.sample_pitches={list(PITCHES)}", "loss.projection=true", "train.xla=true"])
   return root / "ds", config
 

@@ -35,8 +35,8 @@ def _scalar_tags(log_dir):
 
 
 def test_tiny_training_writes_every_artefact(tiny_run):
-  out, result = tiny_run
-  assert f"Run: {out}" in result.stdout and "stage 3 of 3 done" in result.stdout
+  out, stdout = tiny_run
+  assert f"Run: {out}" in stdout and "stage 3 of 3 done" in stdout
   for name in ("config.yaml", "labels.json", "normalizer.json", "generator/generator.json",
                "generator/generator.weights.h5"):
     assert (out / name).is_file(), name

@@ -52,6 +52,7 @@ class DdspConfig:
   detune_cents: float = 0.0  # A learned per-note f0 deviation within +-this (0: exact pitch).
   response_step: float = 1.0  # The responses' step relative to the network's (Responses).
   dry_effects: tuple = ()  # Effect labels that are the note as it is: no response to learn.
+  harmonic_scale: str = "exp_sigmoid"  # Or "softmax" (config.Ddsp).
 
   @classmethod
   def from_config(cls, config, num_pitches: int, num_effects: int, dry_effects=()):
@@ -67,7 +68,7 @@ class DdspConfig:
                channels=d.channels, critic_mels=d.critic_mels,
                noise_follows_amplitude=d.noise_follows_amplitude,
                detune_cents=d.detune_cents, response_step=d.response_step,
-               dry_effects=tuple(dry_effects))
+               dry_effects=tuple(dry_effects), harmonic_scale=d.harmonic_scale)
 
   @property
   def frames(self) -> int:
@@ -97,6 +98,18 @@ class DdspConfig:
 def exp_sigmoid(x, exponent: float = 10.0, max_value: float = 2.0, threshold: float = 1e-7):
   """DDSP's positive scaling of network outputs: max * sigmoid(x)^ln(exponent) + threshold."""
   return max_value * ops.sigmoid(x) ** math.log(exponent) + threshold
+
+
+def harmonic_distribution(logits, audible, scale: str):
+  """Harmonic distribution [B, T, K] summing to 1 over the audible harmonics (audible
+  [B, 1, K], 1 or 0) from logits [B, T, K]: `exp_sigmoid` (DDSP's, then normalized; each
+  harmonic's level has a ceiling, and a logit near it barely moves) or `softmax` (levels are
+  free log-amplitudes relative to each other)."""
+  if scale == "softmax":  # One of runs.config.HARMONIC_SCALES.
+    logits = logits + (audible - 1.0) * 1e9
+    return ops.softmax(logits, axis=-1) * audible
+  distribution = exp_sigmoid(logits) * audible
+  return distribution / (ops.sum(distribution, axis=-1, keepdims=True) + 1e-7)
 
 
 # --- synths -------------------------------------------------------------------------------
@@ -356,8 +369,7 @@ class DdspGenerator(keras.Model):
     raw = _upsample_frames(ops.cast(self._raw_controls(z, pitch, effect, level, alpha),
                                     "float32"), 2 ** (c.num_levels - level))
     audible = ops.expand_dims(ops.matmul(pitch, _harmonic_tables(c)[2]), 1)  # [B, 1, K]
-    distribution = exp_sigmoid(raw[..., 1:1 + c.harmonics]) * audible
-    distribution = distribution / (ops.sum(distribution, axis=-1, keepdims=True) + 1e-7)
+    distribution = harmonic_distribution(raw[..., 1:1 + c.harmonics], audible, c.harmonic_scale)
     amplitude = exp_sigmoid(raw[..., :1])
     noise = exp_sigmoid(raw[..., 1 + c.harmonics:1 + c.harmonics + c.noise_bands] - 5.0)
     controls = {"amplitude": amplitude, "harmonic_distribution": distribution,

@@ -36,6 +36,7 @@ class Spectral:
 
 
 GENERATORS = ("progressive", "ddsp")
+HARMONIC_SCALES = ("exp_sigmoid", "softmax")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +62,9 @@ class Ddsp:
   the key play free noise); `detune_cents` lets each note's f0 deviate from its pitch by a
   learned amount within +- that many cents (0: the pitch's exact f0, as in saved configs
   from before the key); `response_step` scales how fast the responses' taps and dry gains
-  move against the network's weights (1: as in saved configs from before the key)."""
+  move against the network's weights (1: as in saved configs from before the key);
+  `harmonic_scale` makes the harmonic distribution from the network's logits: `exp_sigmoid`
+  (DDSP's, normalized to sum 1; saved configs from before the key) or `softmax`."""
   harmonics: int = 100
   noise_bands: int = 65
   response_seconds: float = 2.5
@@ -70,6 +73,7 @@ class Ddsp:
   noise_follows_amplitude: bool = False
   detune_cents: float = 0.0
   response_step: float = 1.0
+  harmonic_scale: str = "exp_sigmoid"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +90,8 @@ class Loss:
   response: float = 0.0        # ddsp: multi-scale spectral loss of real dry notes through the
                                # responses.
   adversarial: float = 1.0     # ddsp: weight of G's critic and auxiliary-classifier terms.
+  spectral_sizes: tuple[int, ...] = (2048, 1024, 512, 256, 128, 64)  # ddsp: the multi-scale
+                               # spectral loss's FFT sizes.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +146,9 @@ class Config:
     if self.model.generator not in GENERATORS:
       raise UserError(f"model.generator {self.model.generator!r} is not one of "
                       f"{', '.join(GENERATORS)}")
+    if self.ddsp.harmonic_scale not in HARMONIC_SCALES:
+      raise UserError(f"ddsp.harmonic_scale {self.ddsp.harmonic_scale!r} is not one of "
+                      f"{', '.join(HARMONIC_SCALES)}")
     if self.spectral.mel_bands not in spectral.MEL_BANDS:
       raise UserError(f"spectral.mel_bands {self.spectral.mel_bands!r} is not one of "
                       f"{', '.join(spectral.MEL_BANDS)}")

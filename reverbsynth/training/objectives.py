@@ -139,11 +139,12 @@ def ddsp_generator_loss(g, d, batch, draws, at: Level):
     mean, log_variance = g.encode(dry)
     z = mean + ops.exp(0.5 * log_variance) * eps
     played = at.play(g, z, pitch, effect, frozen_responses=True)
-    terms["reconstruction"] = losses.multiscale_spectral_loss(notes, played)
+    terms["reconstruction"] = losses.multiscale_spectral_loss(notes, played, cfg.spectral_sizes)
     terms["kl"] = losses.kl_divergence(mean, log_variance)
     total = total + cfg.reconstruction * terms["reconstruction"] + cfg.kl * terms["kl"]
   if cfg.response:
-    terms["response"] = losses.multiscale_spectral_loss(notes, g.respond(dry, effect))
+    terms["response"] = losses.multiscale_spectral_loss(notes, g.respond(dry, effect),
+                                                        cfg.spectral_sizes)
     total = total + cfg.response * terms["response"]
   terms["g_loss"] = total
   return total, terms
