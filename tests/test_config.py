@@ -64,7 +64,11 @@ def test_overrides_keep_the_types_of_the_config():
                        ("nope.key=1", "does not exist"), ("train.precision=3", "takes a str"),
                        ("train.backend=torch", "not one of tensorflow, jax"),
                        ("spectral.mel_bands=htk", "not one of gansynth, separate"),
-                       ("ddsp.harmonic_scale=sigmoid", "not one of exp_sigmoid, softmax")]:
+                       ("ddsp.harmonic_scale=sigmoid", "not one of exp_sigmoid, softmax"),
+                       ("loss.spectral_sizes=[]", "needs at least one FFT size"),
+                       ("loss.spectral_sizes=[2048, 2]", "each from 4 to"),
+                       ("loss.spectral_sizes=[1000000]", "each from 4 to"),
+                       ("ddsp.nope=1", "does not exist")]:
     with pytest.raises(UserError, match=message):
       config_lib.load("tiny", [bad])
 
@@ -105,3 +109,19 @@ def test_a_config_saved_before_the_ddsp_family_and_the_jax_backend_loads_with_de
   assert config.train.backend == "tensorflow" and config.model.generator == "progressive"
   assert config.loss.adversarial == 1.0 and config.loss.reconstruction == 0.0
   assert config.to_dict() == current
+
+
+def test_overrides_may_set_keys_that_an_older_saved_config_lacks(tmp_path):
+  # A run trained before loss.spectral_sizes and the ddsp section saved a config.yaml
+  # without them; fine-tuning it with those keys set is asked of the dataclasses' keys.
+  saved = config_lib.load("tiny").to_dict()
+  del saved["ddsp"], saved["loss"]["spectral_sizes"]
+  path = tmp_path / "config.yaml"
+  path.write_text(yaml.safe_dump(saved))
+  config = config_lib.load(str(path), ["ddsp.harmonic_scale=softmax",
+                                       "loss.spectral_sizes=[512, 128]"])
+  assert config.ddsp.harmonic_scale == "softmax" and config.loss.spectral_sizes == (512, 128)
+  assert config.ddsp.detune_cents == config_lib.Ddsp().detune_cents
+  for bad, message in [("ddsp=3", "takes a dict"), ("ddsp.nope=1", "does not exist")]:
+    with pytest.raises(UserError, match=message):
+      config_lib.load(str(path), [bad])

@@ -149,6 +149,10 @@ class Config:
     if self.ddsp.harmonic_scale not in HARMONIC_SCALES:
       raise UserError(f"ddsp.harmonic_scale {self.ddsp.harmonic_scale!r} is not one of "
                       f"{', '.join(HARMONIC_SCALES)}")
+    sizes = self.loss.spectral_sizes
+    if not sizes or min(sizes) < 4 or max(sizes) > self.audio.num_samples:
+      raise UserError(f"loss.spectral_sizes {list(sizes)} needs at least one FFT size, each "
+                      f"from 4 to audio.num_samples ({self.audio.num_samples})")
     if self.spectral.mel_bands not in spectral.MEL_BANDS:
       raise UserError(f"spectral.mel_bands {self.spectral.mel_bands!r} is not one of "
                       f"{', '.join(spectral.MEL_BANDS)}")
@@ -281,16 +285,20 @@ def _override(data: dict, item: str) -> dict:
   if not sep:
     raise UserError(f"override {item!r}: write key.path=value, e.g. schedule.images_per_stage=1000")
   parts = key.strip().split(".")
-  node = data
+  node, kind = data, Config
   for depth, part in enumerate(parts):
-    if not isinstance(node, dict) or part not in node:
+    # A key of the dataclasses counts even where an older YAML (a run's saved config) lacks it.
+    fields = {f.name for f in dataclasses.fields(kind)} if kind else set()
+    if not isinstance(node, dict) or part not in set(node) | fields:
       where = ".".join(parts[:depth]) or "the top level"
-      valid = ", ".join(sorted(node)) if isinstance(node, dict) else "none"
+      valid = ", ".join(sorted(set(node) | fields)) if isinstance(node, dict) else "none"
       raise UserError(f"config key {key!r} does not exist (valid under {where}: {valid})")
+    hint = typing.get_type_hints(kind).get(part) if kind else None
+    kind = hint if dataclasses.is_dataclass(hint) else None
     if depth < len(parts) - 1:
-      node = node[part]
+      node = node.setdefault(part, {}) if kind else node[part]
   value = yaml.safe_load(text)
-  if isinstance(node[parts[-1]], dict) and not isinstance(value, dict):
+  if (kind or isinstance(node.get(parts[-1]), dict)) and not isinstance(value, dict):
     raise UserError(f"config key {key!r} takes a dict, not {value!r}")
   node[parts[-1]] = value
   return data
