@@ -127,20 +127,6 @@ def test_noise_that_follows_the_amplitude_falls_with_the_note():
   assert np.abs(_np(b["noise_magnitudes"]) - _np(a["noise_magnitudes"])).max() > 1e-6
 
 
-@pytest.mark.parametrize("every_block", [False, True])
-def test_z_reaches_the_controls_past_the_first_layer_only_with_latent_every_block(every_block):
-  # The first dense layer silenced: what z then changes in the controls came by the
-  # blocks' and the control outputs' own inputs.
-  generator = ddsp.DdspGenerator(dataclasses.replace(CONFIG, latent_every_block=every_block))
-  ddsp.build_generator(generator)
-  generator.dense.kernel.assign(np.zeros(generator.dense.kernel.shape, np.float32))
-  z = np.random.default_rng(2).standard_normal((2, CONFIG.latent_size)).astype(np.float32)
-  labels = (_one_hot([30, 30], CONFIG.num_pitches), _one_hot([1, 1], 2))
-  for level in range(1, CONFIG.num_levels + 1):
-    controls = _np(generator.controls(z, *labels, level=level)["harmonic_distribution"])
-    assert (np.abs(controls[0] - controls[1]).max() > 1e-4) == every_block, level
-
-
 def test_saved_configs_from_before_the_noise_detune_and_step_keys_play_as_they_were_trained(
     tmp_path):
   # Free noise, the exact f0 and the responses' first scale (the model shipped before).

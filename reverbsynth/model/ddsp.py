@@ -53,7 +53,6 @@ class DdspConfig:
   response_step: float = 1.0  # The responses' step relative to the network's (Responses).
   dry_effects: tuple = ()  # Effect labels that are the note as it is: no response to learn.
   harmonic_scale: str = "exp_sigmoid"  # Or "softmax" (config.Ddsp).
-  latent_every_block: bool = False  # z joins every block's and control output's input.
 
   @classmethod
   def from_config(cls, config, num_pitches: int, num_effects: int, dry_effects=()):
@@ -69,8 +68,7 @@ class DdspConfig:
                channels=d.channels, critic_mels=d.critic_mels,
                noise_follows_amplitude=d.noise_follows_amplitude,
                detune_cents=d.detune_cents, response_step=d.response_step,
-               dry_effects=tuple(dry_effects), harmonic_scale=d.harmonic_scale,
-               latent_every_block=d.latent_every_block)
+               dry_effects=tuple(dry_effects), harmonic_scale=d.harmonic_scale)
 
   @property
   def frames(self) -> int:
@@ -348,26 +346,17 @@ class DdspGenerator(keras.Model):
     """Unscaled controls [B, T_level, 1 + K + N], the level faded in by `alpha`."""
     c = self.config
     labels = self.embed(ops.concatenate([pitch, effect], axis=-1))
-    z = L.pixel_norm(z)
-    x = ops.concatenate([z, L.pixel_norm(labels)], axis=-1)
+    x = ops.concatenate([L.pixel_norm(z), L.pixel_norm(labels)], axis=-1)
     x = L.pixel_norm(_act(ops.reshape(self.dense(x), (-1, c.start_frames, c.channels))))
-
-    def with_z(x):  # [B, T, C] -> [B, T, C (+ L)]
-      if not c.latent_every_block:
-        return x
-      return ops.concatenate([x, ops.repeat(z[:, None], x.shape[1], axis=1)], axis=-1)
-
     previous = None
     for i in range(level):
       if i:
         previous, x = x, _upsample_frames(x, 2)
-      x = L.pixel_norm(_act(self.convs[i][0](with_z(x))))
-      for conv in self.convs[i][1:]:
+      for conv in self.convs[i]:
         x = L.pixel_norm(_act(conv(x)))
-    out = self.to_controls[level - 1](with_z(x))
+    out = self.to_controls[level - 1](x)
     if previous is not None and not (isinstance(alpha, float) and alpha >= 1.0):
-      out = L.lerp(_upsample_frames(self.to_controls[level - 2](with_z(previous)), 2), out,
-                   alpha)
+      out = L.lerp(_upsample_frames(self.to_controls[level - 2](previous), 2), out, alpha)
     return out
 
   def controls(self, z, pitch, effect, level=None, alpha=1.0) -> dict:

@@ -64,9 +64,7 @@ class Ddsp:
   from before the key); `response_step` scales how fast the responses' taps and dry gains
   move against the network's weights (1: as in saved configs from before the key);
   `harmonic_scale` makes the harmonic distribution from the network's logits: `exp_sigmoid`
-  (DDSP's, normalized to sum 1; saved configs from before the key) or `softmax`;
-  `latent_every_block` gives z to every block of the decoder and to its control outputs
-  (false: through the first dense layer alone, as in saved configs from before the key)."""
+  (DDSP's, normalized to sum 1; saved configs from before the key) or `softmax`."""
   harmonics: int = 100
   noise_bands: int = 65
   response_seconds: float = 2.5
@@ -76,7 +74,6 @@ class Ddsp:
   detune_cents: float = 0.0
   response_step: float = 1.0
   harmonic_scale: str = "exp_sigmoid"
-  latent_every_block: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
