@@ -285,20 +285,20 @@ def _override(data: dict, item: str) -> dict:
   if not sep:
     raise UserError(f"override {item!r}: write key.path=value, e.g. schedule.images_per_stage=1000")
   parts = key.strip().split(".")
-  node, kind = data, Config
+  node, kind = data, typing.cast(type | None, Config)  # The dataclass at node.
   for depth, part in enumerate(parts):
     # A key of the dataclasses counts even where an older YAML (a run's saved config) lacks it.
-    fields = {f.name for f in dataclasses.fields(kind)} if kind else set()
+    fields = {f.name for f in dataclasses.fields(kind)} if kind is not None else set()
     if not isinstance(node, dict) or part not in set(node) | fields:
       where = ".".join(parts[:depth]) or "the top level"
       valid = ", ".join(sorted(set(node) | fields)) if isinstance(node, dict) else "none"
       raise UserError(f"config key {key!r} does not exist (valid under {where}: {valid})")
-    hint = typing.get_type_hints(kind).get(part) if kind else None
-    kind = hint if dataclasses.is_dataclass(hint) else None
+    hint = typing.get_type_hints(kind).get(part) if kind is not None else None
+    kind = hint if isinstance(hint, type) and dataclasses.is_dataclass(hint) else None
     if depth < len(parts) - 1:
-      node = node.setdefault(part, {}) if kind else node[part]
+      node = node.setdefault(part, {}) if kind is not None else node[part]
   value = yaml.safe_load(text)
-  if (kind or isinstance(node.get(parts[-1]), dict)) and not isinstance(value, dict):
+  if (kind is not None or isinstance(node.get(parts[-1]), dict)) and not isinstance(value, dict):
     raise UserError(f"config key {key!r} takes a dict, not {value!r}")
   node[parts[-1]] = value
   return data
