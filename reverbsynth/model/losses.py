@@ -141,12 +141,10 @@ def gradient_penalty(score_fn, real, fake, u, channel_scale=None, upsampling: in
   return ops.mean(ops.square(norm - 1.0))
 
 
-SPECTRAL_SIZES = (2048, 1024, 512, 256, 128, 64)
-
-
-def multiscale_spectral_loss(target, audio, sizes=SPECTRAL_SIZES):
+def multiscale_spectral_loss(target, audio, sizes):
   """DDSP's multi-scale spectral loss of audio [B, S] against target [B, S]: per FFT size
-  (hop a quarter of it, Hann), mean L1 of the magnitudes plus mean L1 of their logs."""
+  in `sizes` (config.Loss.spectral_sizes; hop a quarter of it, Hann), mean L1 of the
+  magnitudes plus mean L1 of their logs."""
   total = 0.0
   for size in sizes:
     mags = []
