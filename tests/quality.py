@@ -322,22 +322,26 @@ def scalars(run_dir, tags=LOSSES) -> dict:
 
 
 def loss_figure(runs: dict, path, tags=LOSSES, smooth: int = 10) -> None:
-  """One panel per loss term: each run's {label: run_dir} curve over images seen (a running
-  mean over `smooth` summaries)."""
+  """One panel per loss term that some run logged: each run's {label: run_dir} curve over
+  images seen (a running mean over `smooth` summaries)."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  fig, axes = plt.subplots(1, len(tags), figsize=(4 * len(tags), 3.2))
-  for i, (label, run_dir) in enumerate(runs.items()):
-    found = scalars(run_dir, tags)
+  import matplotlib.ticker
+  found = {label: scalars(run_dir, tags) for label, run_dir in runs.items()}
+  tags = [tag for tag in tags if any(tag in curves for curves in found.values())]
+  fig, axes = plt.subplots(1, len(tags), figsize=(4 * len(tags), 3.2), squeeze=False)
+  axes = axes[0]
+  for i, (label, curves) in enumerate(found.items()):
     for ax, tag in zip(axes, tags):
-      if tag in found:
-        images, values = np.array(sorted(found[tag])).T
+      if tag in curves:
+        images, values = np.array(sorted(curves[tag])).T
         kernel = np.ones(min(smooth, len(values))) / min(smooth, len(values))
         ax.plot(images[len(kernel) - 1:], np.convolve(values, kernel, "valid"), color=f"C{i}",
                 label=label, linewidth=1)
   for ax, tag in zip(axes, tags):
     ax.set(title=tag.split("/")[-1], xlabel="images seen", xscale="log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
   axes[0].set_yscale("log")
   axes[0].legend(fontsize=7)
   fig.tight_layout()
