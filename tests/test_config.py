@@ -65,7 +65,6 @@ def test_overrides_keep_the_types_of_the_config():
                        ("train.backend=torch", "not one of tensorflow, jax"),
                        ("spectral.mel_bands=htk", "not one of gansynth, separate"),
                        ("ddsp.harmonic_scale=sigmoid", "not one of exp_sigmoid, softmax"),
-                       ("ddsp.harmonic_profile=song", "not one of frame, note"),
                        ("loss.spectral_sizes=[]", "needs at least one FFT size"),
                        ("loss.spectral_sizes=[2048, 2]", "each from 4 to"),
                        ("loss.spectral_sizes=[1000000]", "each from 4 to"),

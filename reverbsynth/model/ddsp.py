@@ -53,7 +53,6 @@ class DdspConfig:
   response_step: float = 1.0  # The responses' step relative to the network's (Responses).
   dry_effects: tuple = ()  # Effect labels that are the note as it is: no response to learn.
   harmonic_scale: str = "exp_sigmoid"  # Or "softmax" (config.Ddsp).
-  harmonic_profile: str = "frame"  # Or "note" (config.Ddsp).
 
   @classmethod
   def from_config(cls, config, num_pitches: int, num_effects: int, dry_effects=()):
@@ -69,8 +68,7 @@ class DdspConfig:
                channels=d.channels, critic_mels=d.critic_mels,
                noise_follows_amplitude=d.noise_follows_amplitude,
                detune_cents=d.detune_cents, response_step=d.response_step,
-               dry_effects=tuple(dry_effects), harmonic_scale=d.harmonic_scale,
-               harmonic_profile=d.harmonic_profile)
+               dry_effects=tuple(dry_effects), harmonic_scale=d.harmonic_scale)
 
   @property
   def frames(self) -> int:
@@ -83,15 +81,9 @@ class DdspConfig:
     return self.num_samples // self.frames
 
   @property
-  def harmonic_channels(self) -> int:
-    """Raw per-frame channels of the harmonic distribution: a logit per harmonic, or with a
-    profile per note, the coefficients of its tilt (TILT_TERMS)."""
-    return len(TILT_TERMS) if self.harmonic_profile == "note" else self.harmonics
-
-  @property
   def controls(self) -> int:
     """Raw control channels: amplitude, harmonics, noise bands (and detune when learned)."""
-    return 1 + self.harmonic_channels + self.noise_bands + (1 if self.detune_cents else 0)
+    return 1 + self.harmonics + self.noise_bands + (1 if self.detune_cents else 0)
 
   def f0(self) -> np.ndarray:
     """Hz of each pitch label [P]."""
@@ -101,19 +93,6 @@ class DdspConfig:
     if self.frames * self.hop != self.num_samples:
       raise ValueError(f"{self.frames} control frames do not divide {self.num_samples} "
                        "samples: choose model.start_shape and num_levels so that they do")
-
-
-# A note's harmonic logits per frame with `harmonic_profile: note`: its profile plus these
-# powers of log2(k), each times a per-frame coefficient (a slope and a bend in octaves).
-TILT_TERMS = (1, 2)
-
-
-def tilt_basis(harmonics: int) -> np.ndarray:
-  """[len(TILT_TERMS), K] float32: powers of log2(k) over harmonics k = 1..K, each centred
-  and scaled to unit standard deviation over k."""
-  octaves = np.log2(np.arange(1, harmonics + 1))
-  rows = [(octaves - octaves.mean()) ** p for p in TILT_TERMS]
-  return np.stack([(r - r.mean()) / r.std() for r in rows]).astype(np.float32)
 
 
 def exp_sigmoid(x, exponent: float = 10.0, max_value: float = 2.0, threshold: float = 1e-7):
@@ -355,8 +334,6 @@ class DdspGenerator(keras.Model):
         for _ in range(2, c.num_levels + 1)]
     self.to_controls = [L.EqualizedConv1D(c.controls, 1, gain=1.0)
                         for _ in range(c.num_levels)]
-    if c.harmonic_profile == "note":
-      self.profile = L.EqualizedDense(c.harmonics, gain=1.0)
     self.responses = Responses(c.num_effects, c.response_samples, c.dry_effects,
                                c.response_step)
     self.encoder = FrameStack(c.channels, 4)
@@ -365,15 +342,11 @@ class DdspGenerator(keras.Model):
   def build(self, *shapes):
     """Sublayers are built on first use (build_ddsp uses every level)."""
 
-  def _note_input(self, z, pitch, effect):
-    """The network's input [B, 2L]: z and the labels' embedding, each pixel-normalized."""
-    labels = self.embed(ops.concatenate([pitch, effect], axis=-1))
-    return ops.concatenate([L.pixel_norm(z), L.pixel_norm(labels)], axis=-1)
-
   def _raw_controls(self, z, pitch, effect, level, alpha):
-    """Unscaled controls [B, T_level, config.controls], the level faded in by `alpha`."""
+    """Unscaled controls [B, T_level, 1 + K + N], the level faded in by `alpha`."""
     c = self.config
-    x = self._note_input(z, pitch, effect)
+    labels = self.embed(ops.concatenate([pitch, effect], axis=-1))
+    x = ops.concatenate([L.pixel_norm(z), L.pixel_norm(labels)], axis=-1)
     x = L.pixel_norm(_act(ops.reshape(self.dense(x), (-1, c.start_frames, c.channels))))
     previous = None
     for i in range(level):
@@ -390,23 +363,15 @@ class DdspGenerator(keras.Model):
     """Synth controls at the top frame rate: amplitude [B, T, 1], harmonic distribution
     [B, T, K] (sums to 1 over the harmonics below Nyquist), noise magnitudes [B, T, N]
     (relative to the amplitude with `noise_follows_amplitude`); with `detune_cents`, the
-    note's f0 deviation in cents [B, 1] (the mean of a channel over the frames).
-
-    With `harmonic_profile: note` the harmonic logits are one profile per note (a dense
-    layer of the network's input) plus a per-frame tilt (tilt_basis)."""
+    note's f0 deviation in cents [B, 1] (the mean of a channel over the frames)."""
     c = self.config
     level = level or c.num_levels
     raw = _upsample_frames(ops.cast(self._raw_controls(z, pitch, effect, level, alpha),
                                     "float32"), 2 ** (c.num_levels - level))
     audible = ops.expand_dims(ops.matmul(pitch, _harmonic_tables(c)[2]), 1)  # [B, 1, K]
-    end = 1 + c.harmonic_channels
-    logits = raw[..., 1:end]
-    if c.harmonic_profile == "note":
-      profile = ops.cast(self.profile(self._note_input(z, pitch, effect)), "float32")
-      logits = ops.expand_dims(profile, 1) + ops.matmul(logits, tilt_basis(c.harmonics))
-    distribution = harmonic_distribution(logits, audible, c.harmonic_scale)
+    distribution = harmonic_distribution(raw[..., 1:1 + c.harmonics], audible, c.harmonic_scale)
     amplitude = exp_sigmoid(raw[..., :1])
-    noise = exp_sigmoid(raw[..., end:end + c.noise_bands] - 5.0)
+    noise = exp_sigmoid(raw[..., 1 + c.harmonics:1 + c.harmonics + c.noise_bands] - 5.0)
     controls = {"amplitude": amplitude, "harmonic_distribution": distribution,
                 "noise_magnitudes": noise * amplitude if c.noise_follows_amplitude else noise}
     if c.detune_cents:

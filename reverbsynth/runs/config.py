@@ -37,7 +37,6 @@ class Spectral:
 
 GENERATORS = ("progressive", "ddsp")
 HARMONIC_SCALES = ("exp_sigmoid", "softmax")
-HARMONIC_PROFILES = ("frame", "note")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,9 +64,7 @@ class Ddsp:
   from before the key); `response_step` scales how fast the responses' taps and dry gains
   move against the network's weights (1: as in saved configs from before the key);
   `harmonic_scale` makes the harmonic distribution from the network's logits: `exp_sigmoid`
-  (DDSP's, normalized to sum 1; saved configs from before the key) or `softmax`;
-  `harmonic_profile` is `frame` (free harmonic logits per frame; saved configs from before
-  the key) or `note` (one profile per note times a per-frame spectral tilt)."""
+  (DDSP's, normalized to sum 1; saved configs from before the key) or `softmax`."""
   harmonics: int = 100
   noise_bands: int = 65
   response_seconds: float = 2.5
@@ -77,7 +74,6 @@ class Ddsp:
   detune_cents: float = 0.0
   response_step: float = 1.0
   harmonic_scale: str = "exp_sigmoid"
-  harmonic_profile: str = "frame"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,19 +143,24 @@ class Config:
   def __post_init__(self):
     if len(self.schedule.batch_size) != self.model.num_levels:
       raise UserError(f"schedule.batch_size needs one size per level ({self.model.num_levels})")
-    for key, value, choices in [("model.generator", self.model.generator, GENERATORS),
-                                ("ddsp.harmonic_scale", self.ddsp.harmonic_scale, HARMONIC_SCALES),
-                                ("ddsp.harmonic_profile", self.ddsp.harmonic_profile,
-                                 HARMONIC_PROFILES),
-                                ("spectral.mel_bands", self.spectral.mel_bands, spectral.MEL_BANDS),
-                                ("train.backend", self.train.backend, BACKENDS),
-                                ("train.precision", self.train.precision, PRECISIONS)]:
-      if value not in choices:
-        raise UserError(f"{key} {value!r} is not one of {', '.join(choices)}")
+    if self.model.generator not in GENERATORS:
+      raise UserError(f"model.generator {self.model.generator!r} is not one of "
+                      f"{', '.join(GENERATORS)}")
+    if self.ddsp.harmonic_scale not in HARMONIC_SCALES:
+      raise UserError(f"ddsp.harmonic_scale {self.ddsp.harmonic_scale!r} is not one of "
+                      f"{', '.join(HARMONIC_SCALES)}")
     sizes = self.loss.spectral_sizes
     if not sizes or min(sizes) < 4 or max(sizes) > self.audio.num_samples:
       raise UserError(f"loss.spectral_sizes {list(sizes)} needs at least one FFT size, each "
                       f"from 4 to audio.num_samples ({self.audio.num_samples})")
+    if self.spectral.mel_bands not in spectral.MEL_BANDS:
+      raise UserError(f"spectral.mel_bands {self.spectral.mel_bands!r} is not one of "
+                      f"{', '.join(spectral.MEL_BANDS)}")
+    if self.train.backend not in BACKENDS:
+      raise UserError(f"train.backend {self.train.backend!r} is not one of {', '.join(BACKENDS)}")
+    if self.train.precision not in PRECISIONS:
+      raise UserError(f"train.precision {self.train.precision!r} is not one of "
+                      f"{', '.join(PRECISIONS)}")
     if self.train.backend == "jax" and self.train.precision == "mixed_float16":
       raise UserError("train.precision mixed_float16 needs loss scaling, which the JAX "
                       "backend does not do: use mixed_bfloat16 (or float32)")
