@@ -143,24 +143,17 @@ class Config:
   def __post_init__(self):
     if len(self.schedule.batch_size) != self.model.num_levels:
       raise UserError(f"schedule.batch_size needs one size per level ({self.model.num_levels})")
-    if self.model.generator not in GENERATORS:
-      raise UserError(f"model.generator {self.model.generator!r} is not one of "
-                      f"{', '.join(GENERATORS)}")
-    if self.ddsp.harmonic_scale not in HARMONIC_SCALES:
-      raise UserError(f"ddsp.harmonic_scale {self.ddsp.harmonic_scale!r} is not one of "
-                      f"{', '.join(HARMONIC_SCALES)}")
+    for key, value, choices in [("model.generator", self.model.generator, GENERATORS),
+                                ("ddsp.harmonic_scale", self.ddsp.harmonic_scale, HARMONIC_SCALES),
+                                ("spectral.mel_bands", self.spectral.mel_bands, spectral.MEL_BANDS),
+                                ("train.backend", self.train.backend, BACKENDS),
+                                ("train.precision", self.train.precision, PRECISIONS)]:
+      if value not in choices:
+        raise UserError(f"{key} {value!r} is not one of {', '.join(choices)}")
     sizes = self.loss.spectral_sizes
     if not sizes or min(sizes) < 4 or max(sizes) > self.audio.num_samples:
       raise UserError(f"loss.spectral_sizes {list(sizes)} needs at least one FFT size, each "
                       f"from 4 to audio.num_samples ({self.audio.num_samples})")
-    if self.spectral.mel_bands not in spectral.MEL_BANDS:
-      raise UserError(f"spectral.mel_bands {self.spectral.mel_bands!r} is not one of "
-                      f"{', '.join(spectral.MEL_BANDS)}")
-    if self.train.backend not in BACKENDS:
-      raise UserError(f"train.backend {self.train.backend!r} is not one of {', '.join(BACKENDS)}")
-    if self.train.precision not in PRECISIONS:
-      raise UserError(f"train.precision {self.train.precision!r} is not one of "
-                      f"{', '.join(PRECISIONS)}")
     if self.train.backend == "jax" and self.train.precision == "mixed_float16":
       raise UserError("train.precision mixed_float16 needs loss scaling, which the JAX "
                       "backend does not do: use mixed_bfloat16 (or float32)")
