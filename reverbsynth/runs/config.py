@@ -8,13 +8,12 @@ import typing
 
 import yaml
 
-from reverbsynth import paths, spectral
+from reverbsynth import backend, paths, spectral
 from reverbsynth.errors import UserError
 from reverbsynth.spectral import SpectralConfig
 
 DEFAULT = "reverbsynth"
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-BACKENDS = ("tensorflow", "jax")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,7 +145,7 @@ class Config:
     for key, value, choices in [("model.generator", self.model.generator, GENERATORS),
                                 ("ddsp.harmonic_scale", self.ddsp.harmonic_scale, HARMONIC_SCALES),
                                 ("spectral.mel_bands", self.spectral.mel_bands, spectral.MEL_BANDS),
-                                ("train.backend", self.train.backend, BACKENDS),
+                                ("train.backend", self.train.backend, backend.NAMES),
                                 ("train.precision", self.train.precision, PRECISIONS)]:
       if value not in choices:
         raise UserError(f"{key} {value!r} is not one of {', '.join(choices)}")
