@@ -1,6 +1,7 @@
 r"""Beam pipeline: notes -> filter -> effects -> effect-labelled sharded TFRecords.
 
-    partitions -> refs (metadata) -> filter -> [sample --max-notes] -> reshuffle
+    partitions -> refs (metadata) -> filter -> [sample --notes-per-family, --max-notes]
+    -> reshuffle
     -> load audio -> conform -> effects -> encode -> split -> shards + manifest.json
 
 Runs wherever Beam runs. Locally (the default) it uses every core in separate
@@ -14,6 +15,7 @@ processes; on Dataflow, Flink or Spark, pass that runner's options:
 Options are those of `reverbsynth build-dataset`; unknown ones go to Beam.
 """
 
+import collections
 import contextlib
 import dataclasses
 import importlib
@@ -56,6 +58,7 @@ class BuildPlan:
   effects: list  # [Effect], label order.
   out: str
   seed: int = 0
+  notes_per_family: int | None = None
   max_notes: int | None = None
   randomize: bool = False
   fractions: tuple = (("train", 0.8), ("valid", 0.1), ("test", 0.1))
@@ -64,8 +67,9 @@ class BuildPlan:
 
   @classmethod
   def from_options(cls, *, source, effects, keep_dry, randomize, families, sources, pitch_min,
-                   pitch_max, velocities, exclude_qualities, max_notes, seed, valid_fraction,
-                   test_fraction, records_per_shard, out, overwrite) -> "BuildPlan":
+                   pitch_max, velocities, exclude_qualities, notes_per_family, max_notes, seed,
+                   valid_fraction, test_fraction, records_per_shard, out,
+                   overwrite) -> "BuildPlan":
     """The plan of `reverbsynth build-dataset`'s options (each as its --option); UserError
     on a bad one. `out` None: the default dataset directory of the effects and families."""
     effects = effects or ("reverb",)
@@ -76,7 +80,8 @@ class BuildPlan:
       raise UserError("--valid-fraction + --test-fraction must leave room for train (< 1)")
     out = storage.resolve(out) if out else str(paths.default_dataset_dir(effects, families))
     return cls(source=source_from_spec(source), note_filter=note_filter, effects=vocabulary,
-               out=out, seed=seed, max_notes=max_notes, randomize=randomize,
+               out=out, seed=seed, notes_per_family=notes_per_family, max_notes=max_notes,
+               randomize=randomize,
                fractions=(("train", 1 - valid_fraction - test_fraction),
                           ("valid", valid_fraction), ("test", test_fraction)),
                records_per_shard=records_per_shard, overwrite=overwrite)
@@ -88,6 +93,7 @@ class BuildPlan:
         "reverbsynth_version": reverbsynth.__version__,
         "source": self.source.describe(),
         "filters": self.note_filter.describe(),
+        "notes_per_family": self.notes_per_family,
         "max_notes": self.max_notes,
         "seed": self.seed,
         "randomize": self.randomize,
@@ -159,8 +165,9 @@ class LoadNote(beam.DoFn):
 
 
 class RenderRecords(beam.DoFn):
-  """Note -> (MAIN, record) per effect, a record (sort_key, source, effect, pitch, peak,
-  bytes); (LOG, event) for an effect whose output is not finite."""
+  """Note -> (MAIN, record) per effect, a record (sort_key, source, effect, labels (the
+  values of sharded_sink.COUNTED), peak, bytes); (LOG, event) for an effect whose output is
+  not finite."""
 
   def __init__(self, effects: list, seed: int, randomize: bool):
     self.effects = effects
@@ -183,7 +190,8 @@ class RenderRecords(beam.DoFn):
       data = records.encode(note, effect_id, effect.name, effect.param_names(),
                             values, audio)
       self.written[effect.name].inc()
-      yield MAIN, ((note.note_str, effect_id), note.note_str, effect_id, note.pitch,
+      labels = (note.pitch, note.instrument_family_str, note.velocity, note.instrument_str)
+      yield MAIN, ((note.note_str, effect_id), note.note_str, effect_id, labels,
                    float(np.abs(audio).max()), data)
 
 
@@ -198,6 +206,12 @@ def build(p: beam.Pipeline, plan: BuildPlan, staging: str) -> None:
       | "Partitions" >> beam.Create(plan.source.partitions())
       | "SpreadPartitions" >> beam.Reshuffle()
       | "ReadAndFilter" >> beam.ParDo(ReadRefs(plan.source, plan.note_filter)), "Refs")
+  if plan.notes_per_family:
+    selected = (selected
+                | "KeyByFamily" >> beam.Map(lambda ref: (ref.note.instrument_family, ref))
+                | "SamplePerFamily" >> beam.combiners.Top.PerKey(plan.notes_per_family,
+                                                                key=_rank(plan.seed))
+                | "UnpackFamilies" >> beam.FlatMap(lambda family_refs: family_refs[1]))
   if plan.max_notes:
     selected = (selected
                 | "Sample" >> beam.combiners.Top.Of(plan.max_notes, key=_rank(plan.seed))
@@ -396,12 +410,14 @@ def _expected_records(plan: BuildPlan) -> int | None:
   """Records the build will write, when refs can be listed cheaply (not TFRecords)."""
   if not plan.source.lists_refs_cheaply:
     return None
-  kept = sum(1 for part in plan.source.partitions()
-             for ref in plan.source.refs(part)
-             if not isinstance(ref, Skipped) and not plan.note_filter.rejection(ref.note))
-  if kept == 0:
+  per_family = collections.Counter(
+      ref.note.instrument_family for part in plan.source.partitions()
+      for ref in plan.source.refs(part)
+      if not isinstance(ref, Skipped) and not plan.note_filter.rejection(ref.note))
+  if not per_family:
     raise UserError(f"the filters select no notes from {plan.source.describe()['path']}: "
                     "widen --family/--pitch-min/--pitch-max/--velocity/--instrument-source")
+  kept = sum(min(n, plan.notes_per_family or n) for n in per_family.values())
   return min(kept, plan.max_notes or kept) * len(plan.effects)
 
 

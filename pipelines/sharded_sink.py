@@ -26,6 +26,9 @@ from reverbsynth.data import manifest as manifest_lib, tfrecord
 
 PROGRESS_DIR = "progress"
 SUMMARY = "summary.json"
+# The labels each split's records are counted by in the manifest (counts.per_split[split]
+# ["per_pitch"], ...), in the order a record's `labels` tuple holds them.
+COUNTED = ("pitch", "family", "velocity", "instrument")
 
 
 def unit_hash(*parts) -> float:
@@ -47,7 +50,8 @@ def split_of(seed: int, source_note: str, fractions) -> str:
 class WriteParts(beam.DoFn):
   """Appends each record to this bundle's part file; emits ((split, shard), index row).
 
-  Input: (sort_key, source_note, effect_id, pitch, peak, serialized example).
+  Input: (sort_key, source_note, effect_id, labels (values of COUNTED), peak, serialized
+  example).
   Side input `num_notes`: notes selected, which sets the shards per split.
   """
 
@@ -79,7 +83,7 @@ class WriteParts(beam.DoFn):
     storage.write_text(os.path.join(self.staging, PROGRESS_DIR, self._id), str(self._count))
 
   def process(self, record, num_notes):
-    sort_key, source_note, effect_id, pitch, peak, data = record
+    sort_key, source_note, effect_id, labels, peak, data = record
     split = split_of(self.seed, source_note, self.fractions)
     fraction = dict(self.fractions)[split]
     shards = max(1, -(-int(num_notes * fraction * self.num_effects)
@@ -90,7 +94,7 @@ class WriteParts(beam.DoFn):
     framed = tfrecord.frame(data)
     self._file.write(framed)
     yield (split, shard), (sort_key, self._part, self._offset, len(framed),
-                           effect_id, pitch, peak)
+                           effect_id, labels, peak)
     self._offset += len(framed)
     self._count += 1
     self._report_progress()
@@ -112,12 +116,13 @@ class WriteShard(beam.DoFn):
     rows = sorted(rows)
     path = FileSystems.join(self.staging, "shards", f"{split}-{shard:05d}.tfrecord")
     digest, size = hashlib.sha256(), 0
-    per_effect, per_pitch = collections.Counter(), collections.Counter()
+    per_effect = collections.Counter()
+    per_label = {name: collections.Counter() for name in COUNTED}
     peaks = collections.defaultdict(lambda: [0.0, 0])
     handles = {}
     try:
       with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as out:
-        for _, part, offset, length, effect_id, pitch, peak in rows:
+        for _, part, offset, length, effect_id, labels, peak in rows:
           if part not in handles:
             handles[part] = FileSystems.open(
                 part, compression_type=CompressionTypes.UNCOMPRESSED)
@@ -127,7 +132,8 @@ class WriteShard(beam.DoFn):
           digest.update(framed)
           size += length
           per_effect[effect_id] += 1
-          per_pitch[pitch] += 1
+          for name, value in zip(COUNTED, labels):
+            per_label[name][value] += 1
           peaks[effect_id][0] = max(peaks[effect_id][0], peak)
           peaks[effect_id][1] += peak > 1.0
     finally:
@@ -135,7 +141,8 @@ class WriteShard(beam.DoFn):
         handle.close()
     yield {"split": split, "shard": shard, "staged": path, "records": len(rows),
            "bytes": size, "sha256": digest.hexdigest(),
-           "per_effect": sorted(per_effect.items()), "per_pitch": sorted(per_pitch.items()),
+           "per_effect": sorted(per_effect.items()),
+           **{f"per_{name}": sorted(per_label[name].items()) for name in COUNTED},
            "peaks": sorted((k, *v) for k, v in peaks.items())}
 
 
@@ -155,22 +162,26 @@ def _final_names(shards: list, splits) -> list:
 def summarize(shards: list, effect_names: list, splits) -> tuple:
   """(counts, peaks) for the manifest from the shard summaries.
 
-  A summary's per_effect and per_pitch are [(id, count)], its peaks
-  [(effect id, max, records over 1.0)]: pairs, so that they survive JSON.
+  A summary's per_effect and per_<label> (COUNTED) are [(id or value, count)], its peaks
+  [(effect id, max, records over 1.0)]: pairs, so that they survive JSON. Older summaries
+  without a label count it as empty.
   """
   counts = {"records": 0, "per_effect": {e: 0 for e in effect_names},
             "per_split": {}}
   peaks = {e: {"max": 0.0, "records_over_1": 0} for e in effect_names}
   for split in splits:
     mine = [s for s in shards if s["split"] == split]
-    per_effect, per_pitch = collections.Counter(), collections.Counter()
+    per_effect = collections.Counter()
+    per_label = {name: collections.Counter() for name in COUNTED}
     for s in mine:
       per_effect.update({effect_names[k]: v for k, v in s["per_effect"]})
-      per_pitch.update(dict(s["per_pitch"]))
+      for name in COUNTED:
+        per_label[name].update({value: n for value, n in s.get(f"per_{name}", ())})
     counts["per_split"][split] = {
         "records": sum(s["records"] for s in mine),
         "per_effect": {e: per_effect[e] for e in effect_names},
-        "per_pitch": {str(p): per_pitch[p] for p in sorted(per_pitch)},
+        **{f"per_{name}": {str(v): per_label[name][v] for v in sorted(per_label[name])}
+           for name in COUNTED},
     }
     counts["records"] += counts["per_split"][split]["records"]
     for e in effect_names:

@@ -82,6 +82,9 @@ def _run_option(what: str = "A run directory (or its generator/)"):
               help="MIDI velocity to keep, repeatable (NSynth: 25 50 75 100 127).")
 @click.option("--exclude-quality", "exclude_qualities", multiple=True, metavar="NAME",
               help="Drop notes with this NSynth quality, e.g. reverb (so dry means dry).")
+@click.option("--notes-per-family", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Keep at most N notes of each instrument family, sampled with --seed "
+                   "(programs, pitches and velocities alike), before --max-notes.")
 @click.option("--max-notes", type=click.IntRange(min=1), default=None,
               help="Keep at most this many notes, sampled with --seed.")
 @click.option("--seed", default=0, show_default=True, type=int,

@@ -188,6 +188,33 @@ def test_soundfont_default_source_and_default_output(home):
   assert families == {"bass"}
 
 
+def test_notes_per_family_samples_each_family_with_the_seed(tmp_path):
+  """The SoundFont's bass, keyboard and mallet programs at 3 pitches: 24, 24 and 36 notes to
+  choose from; at most 3 of each family, a seeded choice, counted in the manifest."""
+  narrow = ("--family", "bass", "--family", "keyboard", "--family", "mallet",
+            "--pitch-min", 48, "--pitch-max", 50, "--velocity", 100, "--notes-per-family", 3)
+  chosen, printed = {}, {}
+  for seed, extra in ((1, ()), (2, ("--max-notes", 7))):
+    result = run_cli("build-dataset", "--out", tmp_path / str(seed), "--no-progress",
+                     *narrow, "--seed", seed, *extra)
+    assert result.returncode == 0, result.stderr
+    printed[seed] = result.stdout
+    manifest = manifest_lib.read(tmp_path / str(seed))
+    notes = {(r["instrument_family_str"], r["source_note"])
+             for rs in read_records(tmp_path / str(seed)).values() for r in rs}
+    per_family = collections.Counter(family for family, _ in notes)
+    counted = collections.Counter()
+    for split in manifest["counts"]["per_split"].values():
+      counted.update(split["per_family"])
+    assert counted == {f: 2 * n for f, n in per_family.items()}  # Dry and reverb.
+    assert manifest["notes_per_family"] == 3
+    chosen[seed] = notes
+  assert collections.Counter(f for f, _ in chosen[1]) == {"bass": 3, "keyboard": 3, "mallet": 3}
+  assert "families  bass 6, keyboard 6, mallet 6 records" in printed[1]
+  assert len(chosen[2]) == 7 and max(collections.Counter(f for f, _ in chosen[2]).values()) <= 3
+  assert chosen[1] != chosen[2]
+
+
 def test_pipeline_module_runs_with_plain_beam_flags(tmp_path, nsynth_tfrecord):
   result = subprocess.run(
       [sys.executable, "-m", "reverbsynth", "build-dataset", "--source", str(nsynth_tfrecord),

@@ -4,6 +4,7 @@ A directory is a complete dataset exactly when its manifest.json exists: the
 manifest is written last, under a temporary name, then renamed.
 """
 
+import collections
 import json
 
 from reverbsynth import storage
@@ -61,6 +62,9 @@ def summary(manifest: dict, data_dir, counters: dict | None = None) -> str:
   """What a built dataset holds, for people: where, what, how many."""
   counts = manifest["counts"]
   per_effect = ", ".join(f"{e} {n}" for e, n in counts["per_effect"].items())
+  per_family = collections.Counter()
+  for split in counts["per_split"].values():
+    per_family.update(split.get("per_family", {}))
   order = ["train", "valid", "test"]
   def shards(split):
     n = sum(s["split"] == split for s in manifest["shards"])
@@ -83,6 +87,8 @@ def summary(manifest: dict, data_dir, counters: dict | None = None) -> str:
       f"  notes     {counts['notes_selected']} selected, {sum(skipped.values())} skipped"
       + (f" ({'; '.join(f'{r}: {n}' for r, n in skipped.items())})" if skipped else ""),
       f"  records   {counts['records']}: {per_effect}",
+      *([f"  families  {', '.join(f'{f} {n}' for f, n in sorted(per_family.items()))} records"]
+        if len(per_family) > 1 else []),
       f"  splits    {splits}; "
       f"{_human_bytes(sum(s['bytes'] for s in manifest['shards']))} in all",
       "  peaks     " + ", ".join(f"{e} {p['max']:.2f}" for e, p in manifest["peaks"].items())
