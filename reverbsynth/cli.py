@@ -191,13 +191,17 @@ def _synthesizer(run):
 
 @cli.command("generate")
 @_run_option()
+@click.option("--family", "families", multiple=True, metavar="NAME",
+              help="Instrument family, repeatable, for a model conditioned on families "
+                   "(model.conditions). Default: every family of the run.")
 @click.option("--pitch", "pitches", multiple=True, type=int, metavar="MIDI",
               help="MIDI pitch, repeatable. Default: 36 48 60.")
 @click.option("--effect", "effects", multiple=True, metavar="NAME",
               help="Effect label, repeatable, e.g. 'hall(room_size=0.95)'. Default: every "
                    "effect of the run.")
 @click.option("--velocity", "velocities", multiple=True, type=click.IntRange(1, 127),
-              help="MIDI velocity (loudness), repeatable. Default: 100.")
+              help="MIDI velocity, repeatable: the nearest velocity label of a model "
+                   "conditioned on velocity, else only loudness. Default: 100.")
 @click.option("--seed", "seeds", multiple=True, type=int,
               help="One latent per seed, repeatable. Default: 0.")
 @click.option("--latents", "latents_file", default=None, type=_UserPath(), metavar="FILE.npy",
@@ -207,12 +211,13 @@ def _synthesizer(run):
 @click.option("--save-latents", default=None, type=_UserPath(), metavar="FILE.npy",
               help="Write the latents used, to reuse with --latents.")
 @click.option("--out", default="generated", type=_UserPath(), show_default=True, metavar="DIR",
-              help="Directory for the notes' WAVs, named PITCH-EFFECT-vVELOCITY-zLATENT.wav.")
+              help="Directory for the notes' WAVs, named PITCH-EFFECT-vVELOCITY-zLATENT.wav "
+                   "(FAMILY-PITCH-... for a model conditioned on families).")
 @_bits_option
 @click.option("--png", is_flag=True, help="Also write each note's spectrogram as PNG.")
 @_needs_train_extra
 def generate(run, out, **options):
-  """Generate notes: every combination of pitch, effect, velocity and latent.
+  """Generate notes: every combination of family, pitch, effect, velocity and latent.
 
     reverbsynth generate --pitch 40 --effect dry --effect reverb --seed 1 --seed 2
   """
@@ -234,6 +239,10 @@ def generate(run, out, **options):
                    "from 1 or part of a track's name, program or class, e.g. bass=reverb or "
                    "bass='hall(room_size=0.95)'). Repeatable; 'dry' allowed. Default: the "
                    "run's first effect other than dry.")
+@click.option("--family", "families", multiple=True, metavar="[TRACK=]NAME",
+              help="Instrument family for every track (NAME) or for some (TRACK=NAME), for a "
+                   "model conditioned on families. Repeatable. Default: each track's General "
+                   "MIDI program's family, or the nearest one the model has.")
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of the tracks' latents (timbres): the same seed, the same WAV.")
 @click.option("--drums", is_flag=True, help="Play drum tracks too (skipped by default).")
@@ -247,8 +256,8 @@ def generate(run, out, **options):
               help="Also write a picture beside the WAV: spectrogram over the notes played.")
 @_progress_option
 @_needs_train_extra
-def render(midi_file, run, out, effects, seed, drums, sample_rate, bits, loudness, png,
-           progress):
+def render(midi_file, run, out, effects, families, seed, drums, sample_rate, bits, loudness,
+           png, progress):
   """Play a MIDI file with the trained generator, every note through the learned effect.
 
     reverbsynth render song.mid --effect bass=reverb --effect dry
@@ -258,8 +267,8 @@ def render(midi_file, run, out, effects, seed, drums, sample_rate, bits, loudnes
   storage.check_writable_file(out, "--out")
   tracks = songs.read(midi_file)  # A bad MIDI file is refused before the model loads.
   click.echo(songs.render_file(tracks, _synthesizer(run), out, songs.RenderOptions(
-      effects=effects, seed=seed, drums=drums, sample_rate=sample_rate, bits=bits,
-      loudness_db=loudness, png=png, progress=progress)))
+      effects=effects, families=families, seed=seed, drums=drums, sample_rate=sample_rate,
+      bits=bits, loudness_db=loudness, png=png, progress=progress)))
 
 
 @cli.command("apply")

@@ -98,12 +98,18 @@ def test_losses_combine_terms_with_gansynth_weights():
   real = (ops.ones((2, 1)), ops.zeros((2, 5)), ops.zeros((2, 3)))
   fake = (-ops.ones((2, 1)), ops.zeros((2, 5)), ops.zeros((2, 3)))
   pitch, effect = ops.one_hot([0, 1], 5), ops.one_hot([0, 2], 3)
-  d = losses.discriminator_loss(real, fake, 0.5, pitch, effect, cfg)
+  d = losses.discriminator_loss(real, fake, 0.5, (pitch, effect), cfg)
   assert float(d["d_wasserstein"]) == pytest.approx(-2.0)
   expected = -2.0 + 10 * 0.5 + 0.001 * 1.0 + 10 * (np.log(5) + np.log(3))
   assert float(d["d_loss"]) == pytest.approx(expected, rel=1e-5)
-  g = losses.generator_loss(fake, pitch, effect, cfg)
+  g = losses.generator_loss(fake, (pitch, effect), cfg)
   assert float(g["g_loss"]) == pytest.approx(1.0 + 10 * (np.log(5) + np.log(3)), rel=1e-5)
+  # A third condition (instrument family, 4 classes) adds its own classifier terms.
+  family = ops.one_hot([3, 1], 4)
+  d = losses.discriminator_loss(real + (ops.zeros((2, 4)),), fake + (ops.zeros((2, 4)),), 0.5,
+                                (pitch, effect, family), cfg, ("pitch", "effect", "family"))
+  assert float(d["ac_family_real"]) == pytest.approx(np.log(4), rel=1e-5)
+  assert float(d["d_loss"]) == pytest.approx(expected + 10 * np.log(4), rel=1e-5)
 
 
 def test_projection_critic_adds_the_logits_of_the_labels_shown():
@@ -113,12 +119,12 @@ def test_projection_critic_adds_the_logits_of_the_labels_shown():
   fake = (ops.zeros((2, 1)), ops.convert_to_tensor([[0.0, 3.0], [0.0, 3.0]]),
           ops.convert_to_tensor([[1.0, 0.0], [1.0, 0.0]]))
   pitch, effect = ops.one_hot([1, 0], 2), ops.one_hot([0, 0], 2)
-  assert np.allclose(losses.critic(fake, pitch, effect, cfg)[:, 0], [4.0, 1.0])
-  assert np.allclose(losses.critic(fake, pitch, effect, _loss())[:, 0], [0.0, 0.0])
-  g = losses.generator_loss(fake, pitch, effect, cfg)
+  assert np.allclose(losses.critic(fake, (pitch, effect), cfg)[:, 0], [4.0, 1.0])
+  assert np.allclose(losses.critic(fake, (pitch, effect), _loss())[:, 0], [0.0, 0.0])
+  g = losses.generator_loss(fake, (pitch, effect), cfg)
   assert float(g["g_wasserstein"]) == pytest.approx(-2.5)
   real = (ops.ones((2, 1)),) + fake[1:]
-  d = losses.discriminator_loss(real, fake, 0.0, pitch, effect, cfg,
+  d = losses.discriminator_loss(real, fake, 0.0, (pitch, effect), cfg,
                                 fake_labels=(ops.one_hot([0, 0], 2), effect))
   assert float(d["d_wasserstein"]) == pytest.approx(1.0 - 3.5)  # mean(1, 1) - mean(5, 2)
 
@@ -146,7 +152,7 @@ def test_envelope_loss_compares_the_mean_energy_envelope_of_each_effect():
   assert loss(fake) == pytest.approx(dry / 4 / 2, rel=1e-4)
   # A fake batch of wet notes only is compared with the wet reals only.
   assert loss(fake, ops.one_hot([1, 1], 2)) == pytest.approx(0.0, abs=1e-9)
-  g = losses.generator_loss((ops.zeros((2, 1)), ops.zeros((2, 2)), effect * 0), effect, effect,
+  g = losses.generator_loss((ops.zeros((2, 1)), ops.zeros((2, 2)), effect * 0), (effect, effect),
                             _loss(envelope=2.0), envelope=loss(fake))
   assert float(g["g_loss"]) == pytest.approx(10 * 2 * np.log(2) + 2 * loss(fake), rel=1e-5)
 

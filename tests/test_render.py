@@ -84,7 +84,7 @@ def test_per_track_effects_velocity_octaves_and_drums(tmp_path, synth):
   assert plan == {1: "reverb", 2: "dry", 3: "dry"}
   counted = []
   generate = synth.audio
-  synth.audio = lambda z, p, e, batch_size=32: counted.append(len(z)) or generate(z, p, e)
+  synth.audio = lambda z, p, e, **labels: counted.append(len(z)) or generate(z, p, e, **labels)
   try:
     song, summary = songs.render(synth, tracks, plan)
   finally:

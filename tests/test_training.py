@@ -198,7 +198,7 @@ def test_the_example_stream_restarts_after_any_count_across_epochs(dataset):
 
   def stream(skip, count):
     examples = train_input._examples(str(dataset), config, labels, seed=3, skip=skip)
-    return [(float(a.sum()), int(p), int(e)) for a, p, e in itertools.islice(examples, count)]
+    return [(float(a.sum()), *map(int, ids)) for a, ids in itertools.islice(examples, count)]
 
   whole = stream(0, 3 * per_epoch)
   assert sorted(whole[:per_epoch]) == sorted(whole[per_epoch:2 * per_epoch])  # Every note once.
@@ -211,7 +211,8 @@ def test_train_bad_inputs(tmp_path, dataset, tiny_run, nsynth_tfrecord, run_here
   assert_refused(run_here("train", "--data", tmp_path, "--config", "tiny", "--out", tmp_path / "r"),
            "is not a reverbsynth dataset")
   assert_refused(run_here("train", "--data", dataset, "--config", "tiny", "model.latent_sise=8"),
-           "config key 'model.latent_sise' does not exist (valid under model: fmap_base")
+                 "config key 'model.latent_sise' does not exist (valid under model: "
+                 "conditions, fmap_base")
   assert_refused(run_here("train", "--data", dataset, "--config", "nope"),
                  "config 'nope' not found")
   assert_refused(run_here("train", "--data", dataset, "--config", "tiny", "--out", tmp_path / "h",

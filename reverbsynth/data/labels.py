@@ -4,6 +4,7 @@ import dataclasses
 
 import numpy as np
 
+from reverbsynth.data.notes.note import FAMILIES
 from reverbsynth.errors import UserError
 
 # Effect types (data.effects.TYPES) that are linear and time-invariant: a note through them
@@ -19,15 +20,29 @@ def is_linear(chain) -> bool:
   return all(stage["type"] in LINEAR_TYPES for stage in chain)
 
 
+# The conditions a model may have beyond pitch and effect (config model.conditions), each a
+# class label with the vocabulary of the dataset's training split: the instrument family
+# (data.notes.note.FAMILIES names) and the MIDI velocity. Velocity is a class, not a scalar:
+# NSynth and SoundFonts record five velocity layers, and a layer changes a note's colour
+# in steps (another sample), not along a line; a MIDI velocity between them plays the
+# nearest one (Labels.velocity_ids).
+ATTRIBUTES = ("family", "velocity")
+CONDITIONS = ("pitch", "effect", *ATTRIBUTES)
+
+
 @dataclasses.dataclass(frozen=True)
 class Labels:
-  """MIDI pitches pitch_min .. pitch_min + num_pitches - 1, and effect names in label order."""
+  """MIDI pitches pitch_min .. pitch_min + num_pitches - 1, effect names in label order, and
+  the vocabularies of the model's other conditions (empty when it has not that condition):
+  family names in data.notes.note.FAMILIES order, velocities ascending."""
   pitch_min: int
   num_pitches: int
   effects: tuple
   # The effects that are linear and time-invariant (data.effects.is_linear), learned as
   # impulse responses by the ddsp generator. Runs from before have none recorded.
   linear: tuple = dataclasses.field(default=(), compare=False)
+  families: tuple = ()
+  velocities: tuple = ()
 
   @property
   def dry_ids(self) -> tuple:
@@ -39,24 +54,87 @@ class Labels:
     """The MIDI pitches of the labels."""
     return range(self.pitch_min, self.pitch_min + self.num_pitches)
 
+  @property
+  def attributes(self) -> tuple:
+    """((name, vocabulary), ...) of the model's conditions beyond pitch and effect, in
+    ATTRIBUTES order."""
+    vocabularies = {"family": self.families, "velocity": self.velocities}
+    return tuple((name, vocabularies[name]) for name in ATTRIBUTES if vocabularies[name])
+
+  @property
+  def conditions(self) -> tuple:
+    """The names of every condition, in the order of the model's label inputs."""
+    return ("pitch", "effect", *(name for name, _ in self.attributes))
+
+  @property
+  def sizes(self) -> tuple:
+    """The number of classes of each condition, in `conditions` order."""
+    return (self.num_pitches, len(self.effects), *(len(v) for _, v in self.attributes))
+
+  def family_ids(self, families) -> np.ndarray:
+    """Family names [N] -> label indices [N]; UserError for a family the labels lack."""
+    unknown = [f for f in families if f not in self.families]
+    if unknown and not self.families:
+      raise UserError("the model is not conditioned on the instrument family "
+                      "(model.conditions): it plays every note with one timbre; leave out "
+                      "--family")
+    if unknown:
+      raise UserError(f"the model knows no family {unknown[0]!r}; it was trained on "
+                      f"{', '.join(self.families)}")
+    return np.asarray([self.families.index(f) for f in families], int)
+
+  def velocity_ids(self, velocities) -> np.ndarray:
+    """MIDI velocities [N] -> indices [N] of the nearest velocity labels (the lower on a tie)."""
+    layers = np.asarray(self.velocities)
+    return np.argmin(np.abs(np.asarray(velocities)[:, None] - layers[None, :]), axis=1)
+
+  def attribute_one_hots(self, families=None, velocities=None) -> tuple:
+    """One-hots [N, C] of each attribute condition for families [N] and velocities [N]."""
+    given = {"family": (families, self.family_ids),
+             "velocity": (velocities, self.velocity_ids)}
+    out = []
+    for name, vocabulary in self.attributes:
+      values, ids = given[name]
+      if values is None:
+        raise ValueError(f"the labels have the {name} condition: give its values")
+      out.append(np.eye(len(vocabulary), dtype=np.float32)[ids(values)])
+    return tuple(out)
+
   def to_json(self) -> dict:
     return {"pitch_min": self.pitch_min, "num_pitches": self.num_pitches,
-            "effects": list(self.effects), "linear": list(self.linear)}
+            "effects": list(self.effects), "linear": list(self.linear),
+            "families": list(self.families), "velocities": list(self.velocities)}
 
   @classmethod
   def from_json(cls, data: dict) -> "Labels":
     return cls(data["pitch_min"], data["num_pitches"], tuple(data["effects"]),
-               tuple(data.get("linear", ())))
+               tuple(data.get("linear", ())), tuple(data.get("families", ())),
+               tuple(data.get("velocities", ())))
 
   @classmethod
-  def from_manifest(cls, manifest: dict, pitch_min: int, num_pitches: int) -> "Labels":
-    """A model's pitch range with the effects of a dataset's manifest."""
+  def from_manifest(cls, manifest: dict, pitch_min: int, num_pitches: int,
+                    conditions=("pitch", "effect")) -> "Labels":
+    """A model's pitch range with the effects of a dataset's manifest and, for the
+    `conditions` beyond pitch and effect, the values its training split holds."""
+    train = manifest["counts"]["per_split"].get("train", {})
+    vocabularies = {}
+    for name in ATTRIBUTES:
+      if name not in conditions:
+        continue
+      counts = train.get(f"per_{name}")
+      if not counts:
+        raise UserError(f"the dataset's manifest has no {name} counts (it was built by an "
+                        f"older reverbsynth): rebuild it to train with the {name} condition")
+      vocabularies[name] = (tuple(f for f in FAMILIES if f in counts) if name == "family"
+                            else tuple(sorted(int(v) for v in counts)))
     return cls(pitch_min, num_pitches, tuple(e["name"] for e in manifest["effects"]),
-               tuple(e["name"] for e in manifest["effects"] if is_linear(e["chain"])))
+               tuple(e["name"] for e in manifest["effects"] if is_linear(e["chain"])),
+               vocabularies.get("family", ()), vocabularies.get("velocity", ()))
 
 
 def label_prior(manifest: dict, labels: Labels) -> tuple:
-  """(pitch probabilities [P], effect probabilities [E]) of the training split."""
+  """The training split's label frequencies, one array per condition in labels.conditions
+  order: pitch [P], effect [E], then family [F] and velocity [V] where the labels have them."""
   train = manifest["counts"]["per_split"].get("train", {})
   pitch = np.zeros(labels.num_pitches)
   for p, n in train.get("per_pitch", {}).items():
@@ -67,4 +145,6 @@ def label_prior(manifest: dict, labels: Labels) -> tuple:
   if pitch.sum() == 0 or effect.sum() == 0:
     raise UserError("the dataset's training split has no notes in the model's pitch range "
                     f"{labels.pitch_min}..{labels.pitch_min + labels.num_pitches - 1}")
-  return pitch / pitch.sum(), effect / effect.sum()
+  attributes = [np.array([train[f"per_{name}"][str(v)] for v in vocabulary], float)
+                for name, vocabulary in labels.attributes]
+  return tuple(p / p.sum() for p in (pitch, effect, *attributes))

@@ -62,7 +62,7 @@ def summary(manifest: dict, data_dir, counters: dict | None = None) -> str:
   """What a built dataset holds, for people: where, what, how many."""
   counts = manifest["counts"]
   per_effect = ", ".join(f"{e} {n}" for e, n in counts["per_effect"].items())
-  per_family = collections.Counter()
+  per_family: collections.Counter = collections.Counter()
   for split in counts["per_split"].values():
     per_family.update(split.get("per_family", {}))
   order = ["train", "valid", "test"]

@@ -119,14 +119,16 @@ def read_split(data_dir, split: str, num_samples: int = NUM_SAMPLES, limit=None,
   memory, in shard order, without TensorFlow.
 
   Returns audio float32 [N, num_samples] (resampled to `sample_rate` when given, then
-  cropped), pitch, effect, velocity int [N],
-  source_note and effect_str str [N]. Shards are in hashed order, so the first
+  cropped), pitch, effect, velocity int [N], source_note, effect_str and family (the
+  instrument family's name) str [N]. Shards are in hashed order, so the first
   records are a fair sample. Meant for held-out splits (a few thousand notes).
   """
   manifest = manifest_lib.read(data_dir)
   rate = manifest["audio"]["sample_rate"]
-  columns = {k: [] for k in ("audio", "pitch", "effect", "velocity", "source_note",
-                             "effect_str")}
+  fields = {"audio": "audio", "pitch": "pitch", "effect": "effect", "velocity": "velocity",
+            "source_note": "source_note", "effect_str": "effect_str",
+            "family": "instrument_family_str"}  # Column: the record's feature.
+  columns = {k: [] for k in fields}
 
   def serialized():
     for path in manifest_lib.shard_paths(data_dir, manifest, split):
@@ -141,7 +143,7 @@ def read_split(data_dir, split: str, num_samples: int = NUM_SAMPLES, limit=None,
       if key == "audio":
         column.append(resample(record[key], rate, sample_rate or rate)[:num_samples])
       else:
-        column.append(record[key])
+        column.append(record[fields[key]])
   audio = np.stack(columns.pop("audio")) if columns["pitch"] else np.zeros((0, num_samples))
   return {"audio": audio.astype(np.float32),
           **{k: np.asarray(v) for k, v in columns.items()}}

@@ -157,7 +157,7 @@ def load_or_train(data_dir, config: Config, labels: Labels, epochs: int = 5,
   steps = max(MIN_STEPS, epochs * manifest["counts"]["per_split"]["train"]["records"] // batch)
   stream = inputs.Batches(data_dir, config, labels, normalizer, batch, config.seed,
                           prepare=heard)
-  data = inputs.tf_dataset(stream).map(lambda x, p, e: (x, {"pitch": p, "effect": e}))
+  data = inputs.tf_dataset(stream).map(lambda x, p, e, *_: (x, {"pitch": p, "effect": e}))
   trainer = keras.Model(model.inputs, {"pitch": model.outputs[1], "effect": model.outputs[2]})
   trainer.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss={"pitch": keras.losses.CategoricalCrossentropy(from_logits=True),

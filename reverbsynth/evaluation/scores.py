@@ -129,8 +129,9 @@ def evaluate(run_dir, data_dir, settings: Settings | None = None) -> dict:
         curve.append({"row": name, "stage": index + 1, "images": images, "generator": kind})
   for name, s in generators:  # The same seed: each generator's prior maps the same draws.
     z = s.latents(len(test["audio"]), settings.seed)
-    sets.append(Notes(name, s.audio(z, test["pitch"], test["effect"]), test["pitch"],
-                      test["effect"]))
+    audio = s.audio(z, test["pitch"], test["effect"], families=test["family"],
+                    velocities=test["velocity"])
+    sets.append(Notes(name, audio, test["pitch"], test["effect"]))
   rows = {}
   for notes in sets:
     logger.info(f"scoring {notes.name}: {len(notes.audio)} notes")

@@ -1,6 +1,7 @@
 """The `ddsp` generator family: a small network draws synth controls, DSP makes the waveform.
 
-(z [B, L], pitch one-hot [B, P], effect one-hot [B, E])
+(z [B, L], pitch one-hot [B, P], effect one-hot [B, E], and one-hots [B, C] of any other
+ conditions: instrument family, velocity)
   -> controls at frame rate: amplitude [B, T, 1], harmonic distribution [B, T, K],
      noise-band magnitudes [B, T, N]
   -> harmonic synth (f0 exactly from the pitch label) + filtered noise: dry audio [B, S]
@@ -53,11 +54,13 @@ class DdspConfig:
   response_step: float = 1.0  # The responses' step relative to the network's (Responses).
   dry_effects: tuple = ()  # Effect labels that are the note as it is: no response to learn.
   harmonic_scale: str = "exp_sigmoid"  # Or "softmax" (config.Ddsp).
+  attribute_sizes: tuple = ()  # Classes of each condition beyond pitch and effect.
 
   @classmethod
-  def from_config(cls, config, num_pitches: int, num_effects: int, dry_effects=()):
-    """From a training config (runs.config.Config), the label vocabularies' sizes and the
-    dry labels' indices."""
+  def from_config(cls, config, num_pitches: int, num_effects: int, dry_effects=(),
+                  attribute_sizes=()):
+    """From a training config (runs.config.Config), the label vocabularies' sizes (those of
+    the conditions beyond pitch and effect last) and the dry labels' indices."""
     d = config.ddsp
     return cls(sample_rate=config.audio.sample_rate, num_samples=config.audio.num_samples,
                latent_size=config.model.latent_size, num_pitches=num_pitches,
@@ -68,7 +71,8 @@ class DdspConfig:
                channels=d.channels, critic_mels=d.critic_mels,
                noise_follows_amplitude=d.noise_follows_amplitude,
                detune_cents=d.detune_cents, response_step=d.response_step,
-               dry_effects=tuple(dry_effects), harmonic_scale=d.harmonic_scale)
+               dry_effects=tuple(dry_effects), harmonic_scale=d.harmonic_scale,
+               attribute_sizes=tuple(attribute_sizes))
 
   @property
   def frames(self) -> int:
@@ -316,7 +320,8 @@ def critic_features(audio, config: DdspConfig):
 
 
 class DdspGenerator(keras.Model):
-  """(z [B, L], pitch one-hot [B, P], effect one-hot [B, E]) -> audio [B, S].
+  """(z [B, L], pitch one-hot [B, P], effect one-hot [B, E], attributes: a one-hot [B, C]
+  per condition beyond pitch and effect) -> audio [B, S].
 
   Also `controls` (the synth controls at the top frame rate), `dry` (the synths' audio
   before the effect), `encode` (real audio -> posterior mean and log variance of z) and
@@ -342,10 +347,13 @@ class DdspGenerator(keras.Model):
   def build(self, *shapes):
     """Sublayers are built on first use (build_ddsp uses every level)."""
 
-  def _raw_controls(self, z, pitch, effect, level, alpha):
+  def _raw_controls(self, z, pitch, effect, attributes, level, alpha):
     """Unscaled controls [B, T_level, 1 + K + N], the level faded in by `alpha`."""
     c = self.config
-    labels = self.embed(ops.concatenate([pitch, effect], axis=-1))
+    if len(attributes) != len(c.attribute_sizes):
+      raise ValueError(f"the generator takes {len(c.attribute_sizes)} conditions beyond pitch "
+                       f"and effect; {len(attributes)} given")
+    labels = self.embed(ops.concatenate([pitch, effect, *attributes], axis=-1))
     x = ops.concatenate([L.pixel_norm(z), L.pixel_norm(labels)], axis=-1)
     x = L.pixel_norm(_act(ops.reshape(self.dense(x), (-1, c.start_frames, c.channels))))
     previous = None
@@ -359,15 +367,17 @@ class DdspGenerator(keras.Model):
       out = L.lerp(_upsample_frames(self.to_controls[level - 2](previous), 2), out, alpha)
     return out
 
-  def controls(self, z, pitch, effect, level=None, alpha=1.0) -> dict:
-    """Synth controls at the top frame rate: amplitude [B, T, 1], harmonic distribution
+  def controls(self, z, pitch, effect, level=None, alpha=1.0, attributes=()) -> dict:
+    """Synth controls at the top frame rate (`attributes`: one-hots [B, C] of the conditions
+    beyond pitch and effect, DdspConfig.attribute_sizes): amplitude [B, T, 1], harmonic distribution
     [B, T, K] (sums to 1 over the harmonics below Nyquist), noise magnitudes [B, T, N]
     (relative to the amplitude with `noise_follows_amplitude`); with `detune_cents`, the
     note's f0 deviation in cents [B, 1] (the mean of a channel over the frames)."""
     c = self.config
     level = level or c.num_levels
-    raw = _upsample_frames(ops.cast(self._raw_controls(z, pitch, effect, level, alpha),
-                                    "float32"), 2 ** (c.num_levels - level))
+    raw = _upsample_frames(ops.cast(self._raw_controls(z, pitch, effect, attributes, level,
+                                                       alpha), "float32"),
+                           2 ** (c.num_levels - level))
     audible = ops.expand_dims(ops.matmul(pitch, _harmonic_tables(c)[2]), 1)  # [B, 1, K]
     distribution = harmonic_distribution(raw[..., 1:1 + c.harmonics], audible, c.harmonic_scale)
     amplitude = exp_sigmoid(raw[..., :1])
@@ -378,9 +388,9 @@ class DdspGenerator(keras.Model):
       controls["detune"] = c.detune_cents * ops.tanh(ops.mean(raw[:, :, -1:], axis=1))
     return controls
 
-  def dry(self, z, pitch, effect, level=None, alpha=1.0):
+  def dry(self, z, pitch, effect, level=None, alpha=1.0, attributes=()):
     """The synths' audio [B, S] before the effect's response."""
-    controls = self.controls(z, pitch, effect, level, alpha)
+    controls = self.controls(z, pitch, effect, level, alpha, attributes)
     harmonic = harmonic_synth(controls["amplitude"] * controls["harmonic_distribution"],
                               self.config, pitch, controls.get("detune"))
     return harmonic + noise_synth(controls["noise_magnitudes"], self.config)
@@ -390,10 +400,11 @@ class DdspGenerator(keras.Model):
     constants, so that only the audio's gradient flows)."""
     return self.responses(audio, effect, frozen=frozen)
 
-  def call(self, z, pitch, effect, level=None, alpha=1.0, frozen_responses=False):
+  def call(self, z, pitch, effect, level=None, alpha=1.0, frozen_responses=False,
+           attributes=()):
     """Audio [B, S]; `frozen_responses` keeps the responses out of the gradient (they learn
     from real dry/wet pairs alone: training.objectives)."""
-    return self.respond(self.dry(z, pitch, effect, level, alpha), effect,
+    return self.respond(self.dry(z, pitch, effect, level, alpha, attributes), effect,
                         frozen=frozen_responses)
 
   def encode(self, audio):
@@ -405,7 +416,7 @@ class DdspGenerator(keras.Model):
 
 class DdspCritic(keras.Model):
   """Audio features [B, frames, M, 1] (critic_features) -> (score [B, 1], pitch logits
-  [B, P], effect logits [B, E])."""
+  [B, P], effect logits [B, E], then logits [B, C] of each other condition)."""
 
   def __init__(self, config: DdspConfig, **kwargs):
     super().__init__(**kwargs)
@@ -415,6 +426,7 @@ class DdspCritic(keras.Model):
     self.score = L.EqualizedDense(1, gain=1.0)
     self.pitch = L.EqualizedDense(c.num_pitches, gain=1.0)
     self.effect = L.EqualizedDense(c.num_effects, gain=1.0)
+    self.attributes = [L.EqualizedDense(n, gain=1.0) for n in c.attribute_sizes]
 
   def build(self, *shapes):
     """Sublayers are built on first use."""
@@ -423,7 +435,8 @@ class DdspCritic(keras.Model):
     x = self.frames(features[..., 0])
     x = L.minibatch_stddev(ops.expand_dims(x, 2))[:, :, 0]
     x = _act(self.final_dense(ops.reshape(x, (ops.shape(x)[0], -1))))
-    return tuple(ops.cast(head(x), "float32") for head in (self.score, self.pitch, self.effect))
+    heads = (self.score, self.pitch, self.effect, *self.attributes)
+    return tuple(ops.cast(head(x), "float32") for head in heads)
 
 
 def build_generator(generator: DdspGenerator, batch: int = 4) -> None:
@@ -432,8 +445,10 @@ def build_generator(generator: DdspGenerator, batch: int = 4) -> None:
   z, pitch, effect = (keras.KerasTensor((batch, c.latent_size)),
                       keras.KerasTensor((batch, c.num_pitches)),
                       keras.KerasTensor((batch, c.num_effects)))
+  attributes = tuple(keras.KerasTensor((batch, n)) for n in c.attribute_sizes)
   for level in range(1, c.num_levels + 1):
-    generator(z, pitch, effect, level=level, alpha=0.5 if level > 1 else 1.0)
+    generator(z, pitch, effect, level=level, alpha=0.5 if level > 1 else 1.0,
+              attributes=attributes)
   generator.encode(keras.KerasTensor((batch, c.num_samples)))
 
 

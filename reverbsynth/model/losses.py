@@ -1,12 +1,12 @@
 """WGAN-GP with drift and auxiliary classifier terms, GANSynth's weights.
 
 D: E[D(fake)] - E[D(real)] + gp_weight * GP + drift * E[D(real)^2]
-   + ac_weight * (CE(pitch | real) + CE(effect | real))
-G: -E[D(fake)] + ac_weight * (CE(pitch | fake) + CE(effect | fake)) + envelope * ENV
+   + ac_weight * (CE(pitch | real) + CE(effect | real) + CE of any other condition)
+G: -E[D(fake)] + ac_weight * (CE(pitch | fake) + CE(effect | fake) + ...) + envelope * ENV
 
 With `projection`, D(x) is the conditional critic of Miyato & Koyama (2018): the score
-plus the logits of the labels x is shown with (pitch and effect heads as the label
-embeddings), so that the labels' logits are trained on fakes too and held to the
+plus the logits of the labels x is shown with (each condition's head as its label
+embedding), so that the labels' logits are trained on fakes too and held to the
 penalty's slope; the auxiliary heads alone can be fooled (a critic whose pitch head
 generalizes to held-out notes called 91-99 % of fakes the asked pitch while their f0 was
 wrong for ~90 % of them).
@@ -32,44 +32,48 @@ def _cross_entropy(logits, one_hot):
   return ops.mean(ops.categorical_crossentropy(one_hot, logits, from_logits=True))
 
 
-def critic(outputs, pitch, effect, config):
-  """Critic scores [B, 1] from D's (score, pitch logits, effect logits) for labels shown."""
+def critic(outputs, labels, config):
+  """Critic scores [B, 1] from D's (score, logits of each condition) for the labels shown
+  (one-hots, one per condition: pitch, effect, ...)."""
   if not config.projection:
     return outputs[0]
-  return outputs[0] + ops.sum(outputs[1] * pitch, axis=-1, keepdims=True) + ops.sum(
-      outputs[2] * effect, axis=-1, keepdims=True)
+  return outputs[0] + sum(ops.sum(logits * one_hot, axis=-1, keepdims=True)
+                          for logits, one_hot in zip(outputs[1:], labels))
 
 
-def discriminator_loss(real, fake, penalty, pitch, effect, config,
+def _classifier_terms(outputs, labels, names, which: str) -> dict:
+  """{ac_<name>_<which>: cross-entropy} of each condition's logits against its labels."""
+  return {f"ac_{name}_{which}": _cross_entropy(logits, one_hot)
+          for name, logits, one_hot in zip(names, outputs[1:], labels)}
+
+
+def discriminator_loss(real, fake, penalty, labels, config, names=("pitch", "effect"),
                        fake_labels=None) -> dict:
-  """Terms of D's loss; `real`/`fake` are D's (score, pitch logits, effect logits),
-  `pitch`/`effect` the reals' labels, `fake_labels` the fakes' (default: the same)."""
-  fake_pitch, fake_effect = fake_labels or (pitch, effect)
-  real_score = critic(real, pitch, effect, config)
+  """Terms of D's loss; `real`/`fake` are D's (score, logits of each condition), `labels`
+  the reals' one-hots per condition (called `names`), `fake_labels` the fakes' (default:
+  the same)."""
+  real_score = critic(real, labels, config)
+  classifiers = _classifier_terms(real, labels, names, "real")
   terms = {
-      "d_wasserstein": (ops.mean(critic(fake, fake_pitch, fake_effect, config))
+      "d_wasserstein": (ops.mean(critic(fake, fake_labels or labels, config))
                         - ops.mean(real_score)),
       "gradient_penalty": penalty,
       "drift": ops.mean(ops.square(real_score)),
-      "ac_pitch_real": _cross_entropy(real[1], pitch),
-      "ac_effect_real": _cross_entropy(real[2], effect),
+      **classifiers,
   }
   terms["d_loss"] = (terms["d_wasserstein"] + config.gp_weight * penalty
                      + config.drift * terms["drift"]
-                     + config.ac_weight * (terms["ac_pitch_real"] + terms["ac_effect_real"]))
+                     + config.ac_weight * sum(classifiers.values()))
   return terms
 
 
-def generator_loss(fake, pitch, effect, config, envelope=None) -> dict:
-  """Terms of G's loss; `pitch`/`effect` are the labels the fakes were asked for,
-  `envelope` the fakes' envelope_loss (added with weight config.envelope when given)."""
-  terms = {
-      "g_wasserstein": -ops.mean(critic(fake, pitch, effect, config)),
-      "ac_pitch_fake": _cross_entropy(fake[1], pitch),
-      "ac_effect_fake": _cross_entropy(fake[2], effect),
-  }
-  terms["g_loss"] = terms["g_wasserstein"] + config.ac_weight * (
-      terms["ac_pitch_fake"] + terms["ac_effect_fake"])
+def generator_loss(fake, labels, config, names=("pitch", "effect"), envelope=None) -> dict:
+  """Terms of G's loss; `labels` are the one-hots per condition (called `names`) the fakes
+  were asked for, `envelope` the fakes' envelope_loss (added with weight config.envelope
+  when given)."""
+  classifiers = _classifier_terms(fake, labels, names, "fake")
+  terms = {"g_wasserstein": -ops.mean(critic(fake, labels, config)), **classifiers}
+  terms["g_loss"] = terms["g_wasserstein"] + config.ac_weight * sum(classifiers.values())
   if envelope is not None:
     terms["envelope"] = envelope
     terms["g_loss"] = terms["g_loss"] + config.envelope * envelope

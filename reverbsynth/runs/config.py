@@ -9,6 +9,7 @@ import typing
 import yaml
 
 from reverbsynth import backend, paths, spectral
+from reverbsynth.data import labels
 from reverbsynth.errors import UserError
 from reverbsynth.spectral import SpectralConfig
 
@@ -50,6 +51,9 @@ class Model:
   fmap_base: int
   fmap_max: int
   generator: str = "progressive"  # Saved configs from before the ddsp family have none.
+  # What G and D are conditioned on: pitch and effect, then any of data.labels.ATTRIBUTES
+  # (family, velocity: the ddsp generator only), each with the dataset's vocabulary.
+  conditions: tuple[str, ...] = ("pitch", "effect")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +153,14 @@ class Config:
                                 ("train.precision", self.train.precision, PRECISIONS)]:
       if value not in choices:
         raise UserError(f"{key} {value!r} is not one of {', '.join(choices)}")
+    conditions = self.model.conditions
+    if (conditions[:2] != ("pitch", "effect") or len(set(conditions)) != len(conditions)
+        or not set(conditions[2:]) <= set(labels.ATTRIBUTES)):
+      raise UserError(f"model.conditions {list(conditions)} must be pitch, effect, then any "
+                      f"of {', '.join(labels.ATTRIBUTES)} (each once)")
+    if conditions[2:] and self.model.generator != "ddsp":
+      raise UserError(f"model.conditions {', '.join(conditions[2:])} need model.generator "
+                      "ddsp (the progressive generator is conditioned on pitch and effect)")
     sizes = self.loss.spectral_sizes
     if not sizes or min(sizes) < 4 or max(sizes) > self.audio.num_samples:
       raise UserError(f"loss.spectral_sizes {list(sizes)} needs at least one FFT size, each "

@@ -49,7 +49,7 @@ def model_config(config: Config, labels: Labels):
   model.generator), with its label vocabularies' sizes."""
   if config.model.generator == "ddsp":
     return ddsp.DdspConfig.from_config(config, labels.num_pitches, len(labels.effects),
-                                       labels.dry_ids)
+                                       labels.dry_ids, labels.sizes[2:])
   return networks.ModelConfig.from_config(config.model, labels.num_pitches,
                                          len(labels.effects))
 

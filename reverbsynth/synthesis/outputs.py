@@ -28,12 +28,20 @@ def normalize(audio: np.ndarray, loudness_db=None, only_down: bool = False) -> n
   return (audio * gain).astype(np.float32)
 
 
+# libsndfile's sf_command that turns off the PEAK chunk of float WAVs, whose timestamp
+# would make the same song's WAV differ byte by byte from one run to the next.
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050
+
+
 def write_wav(path, audio: np.ndarray, sample_rate: int, bits: str = "float") -> None:
-  """Writes mono audio [N] (float, within [-1, 1] for PCM) as a WAV of WAV_SUBTYPES[bits]."""
+  """Writes audio [N] (mono) or [N, C] (float, within [-1, 1] for PCM) as a WAV of
+  WAV_SUBTYPES[bits], atomically: the same audio, the same bytes."""
   import soundfile as sf
-  with atomic_path(path) as tmp:
-    sf.write(tmp, np.asarray(audio, np.float32), sample_rate, subtype=WAV_SUBTYPES[bits],
-             format="WAV")
+  channels = 1 if np.ndim(audio) == 1 else np.shape(audio)[1]
+  with atomic_path(path) as tmp, sf.SoundFile(tmp, "w", sample_rate, channels,
+                                              WAV_SUBTYPES[bits], format="WAV") as f:
+    sf._snd.sf_command(f._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)  # Before any data.
+    f.write(np.asarray(audio, np.float32))
 
 
 def file_names(labels) -> dict:
@@ -47,14 +55,16 @@ def file_names(labels) -> dict:
 
 def write_notes(grid, audio: np.ndarray, sample_rate: int, out, bits: str = "float",
                 png: bool = False) -> None:
-  """Writes notes [G, S] of a grid [(pitch, effect, velocity, latent index)] into `out` as
-  PITCH-EFFECT-vVELOCITY-zLATENT.wav (and .png, their spectrograms, with `png`)."""
-  names = file_names(dict.fromkeys(e for _, e, _, _ in grid))  # In the grid's order.
-  for (p, e, v, i), note in zip(grid, audio):
-    name = os.path.join(out, f"{p}-{names[e]}-v{v}-z{i}")
-    write_wav(name + ".wav", note, sample_rate, bits)
+  """Writes notes [G, S] of a grid [synthesizer.GridNote] into `out` as
+  [FAMILY-]PITCH-EFFECT-vVELOCITY-zLATENT.wav (and .png, their spectrograms, with `png`)."""
+  names = file_names(dict.fromkeys(note.effect for note in grid))  # In the grid's order.
+  for note, sound in zip(grid, audio):
+    family = f"{note.family}-" if note.family else ""
+    name = os.path.join(out, f"{family}{note.pitch}-{names[note.effect]}-v{note.velocity}"
+                             f"-z{note.latent}")
+    write_wav(name + ".wav", sound, sample_rate, bits)
     if png:
-      write_png(name + ".png", audio_image(note, sample_rate))
+      write_png(name + ".png", audio_image(sound, sample_rate))
 
 
 def write_png(path, image: np.ndarray) -> None:

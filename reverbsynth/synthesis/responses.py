@@ -76,9 +76,7 @@ def apply_file(synth, in_path: str, effect: str, out_path: str, bits: str = "flo
   out = apply(audio, rate, dry, response, synth.sample_rate)
   peak = float(np.abs(out).max())
   gain = min(1.0, outputs.PEAK / peak) if peak else 1.0
-  subtype = outputs.WAV_SUBTYPES[bits]
-  with storage.atomic_path(out_path) as tmp:
-    sf.write(tmp, (out * gain).astype(np.float32), rate, subtype=subtype, format="WAV")
+  outputs.write_wav(out_path, out * gain, rate, bits)
   gain_db = 20 * np.log10(gain)
   return (f"{out_path}: {len(out) / rate:.2f} s at {rate} Hz, {audio.shape[1]} channel(s), "
           f"{(len(out) - len(audio)) / rate:.2f} s of tail"

@@ -1,11 +1,13 @@
 """Songs from notes: a MIDI file played note by note by a Synthesizer.
 
 Every MIDI instrument (track + program) gets one latent, so a track keeps its
-timbre, and one effect. Each distinct (track, pitch, effect) note is generated
-once, in batches, then placed at its onset to the sample: the model's held part
-is cut or extended to the note's length and its released part (where a reverb
-tail rings) follows note-off. Notes are overlap-added in float, scaled by
-velocity, and the song is normalized once so that it never clips.
+timbre, one effect and, for a model conditioned on instrument families, the family of
+its General MIDI program (the table the SoundFont notes were labelled with). Each
+distinct (track, pitch, effect, velocity label) note is generated once, in batches, then
+placed at its onset to the sample: the model's held part is cut or extended to the
+note's length and its released part (where a reverb tail rings) follows note-off. Notes
+are overlap-added in float, scaled by velocity, and the song is normalized once so that
+it never clips.
 """
 
 import dataclasses
@@ -16,14 +18,47 @@ import numpy as np
 
 from reverbsynth import storage
 from reverbsynth.data.notes.note import SAMPLE_RATE, resample
+from reverbsynth.data.notes.soundfont import GM_PROGRAMS
 from reverbsynth.errors import UserError
 from reverbsynth.progress import Progress
 from reverbsynth.synthesis import outputs
-from reverbsynth.synthesis.synthesizer import velocity_gain
+from reverbsynth.synthesis.synthesizer import velocity_gains
 
 CROSSFADE_SECONDS = 0.03   # Joins inside a note: held -> loop -> release.
 SEARCH_SECONDS = 0.02      # How far a join looks for the cut that keeps the phase (>= a period).
 END_FADE_SECONDS = 0.01
+# Where a family is missing from a model, every other family in the order that it stands in
+# for it, nearest first (by how the instrument is played and sounds); General MIDI programs
+# without a family (GM_PROGRAMS lacks them: pads, synth effects, percussion, sound effects,
+# orchestra hit) take the family of their program's block (_BLOCK_FAMILY).
+NEAREST_FAMILIES = {
+    "bass": ("guitar", "keyboard", "string", "synth_lead", "organ", "mallet", "brass", "reed",
+             "vocal", "flute"),
+    "brass": ("reed", "synth_lead", "organ", "string", "vocal", "flute", "keyboard", "guitar",
+              "mallet", "bass"),
+    "flute": ("reed", "vocal", "organ", "string", "synth_lead", "brass", "mallet", "keyboard",
+              "guitar", "bass"),
+    "guitar": ("keyboard", "bass", "mallet", "string", "synth_lead", "organ", "brass", "reed",
+               "vocal", "flute"),
+    "keyboard": ("mallet", "guitar", "organ", "synth_lead", "string", "bass", "brass", "reed",
+                 "vocal", "flute"),
+    "mallet": ("keyboard", "guitar", "string", "organ", "flute", "synth_lead", "vocal", "reed",
+               "brass", "bass"),
+    "organ": ("keyboard", "synth_lead", "reed", "string", "brass", "flute", "vocal", "mallet",
+              "guitar", "bass"),
+    "reed": ("brass", "flute", "organ", "synth_lead", "string", "vocal", "keyboard", "guitar",
+             "mallet", "bass"),
+    "string": ("vocal", "organ", "brass", "synth_lead", "reed", "flute", "keyboard", "guitar",
+               "mallet", "bass"),
+    "synth_lead": ("organ", "brass", "keyboard", "string", "reed", "guitar", "flute", "vocal",
+                   "mallet", "bass"),
+    "vocal": ("string", "flute", "organ", "reed", "brass", "synth_lead", "keyboard", "mallet",
+              "guitar", "bass"),
+}
+_BLOCK_FAMILY = {55: "string", **{p: "string" for p in range(88, 96)},
+                 **{p: "synth_lead" for p in range(96, 104)},
+                 **{p: "mallet" for p in range(112, 120)},
+                 **{p: "synth_lead" for p in range(120, 128)}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +154,54 @@ def plan_effects(specs, tracks, known, default: str) -> dict:
   return {t.number: chosen.get(t.number, everywhere) for t in tracks}
 
 
+def program_family(program: int) -> str:
+  """The instrument family of a General MIDI program: its family in the SoundFont notes'
+  table, else that of its program block (_BLOCK_FAMILY)."""
+  return GM_PROGRAMS[program][0] if program in GM_PROGRAMS else _BLOCK_FAMILY[program]
+
+
+def nearest_family(family: str, known) -> str:
+  """`family` if the model knows it, else its nearest stand-in among `known` (the model's
+  families, at least one)."""
+  return next(f for f in (family, *NEAREST_FAMILIES[family]) if f in known)
+
+
+def plan_families(specs, tracks, known) -> dict:
+  """{track number: (family, why)} from --family specs: NAME (every track) or TRACK=NAME,
+  the rest from each track's program (`why` says how it was chosen: "program", "--family",
+  or the family it stands in for); {} for a model without families (`known` empty)."""
+  if not known:
+    if specs:
+      raise UserError("the model is not conditioned on the instrument family "
+                      "(model.conditions): it plays every track with one timbre; leave out "
+                      "--family")
+    return {}
+  everywhere, chosen = None, {}
+  for spec in specs:
+    selector, name = split_effect_spec(spec)
+    if name not in known:
+      raise UserError(f"--family {spec}: the model knows no family {name!r}; it was "
+                      f"trained on {', '.join(known)}")
+    if not selector:
+      everywhere = name
+      continue
+    hits = [t for t in tracks if t.matches(selector)]
+    if not hits:
+      raise UserError(f"--family {spec}: no track is {selector!r}; the tracks are "
+                      + "; ".join(t.describe() for t in tracks))
+    chosen.update({t.number: name for t in hits})
+  plan = {}
+  for t in tracks:
+    if t.number in chosen or everywhere:
+      plan[t.number] = (chosen.get(t.number, everywhere), "--family")
+      continue
+    wanted = program_family(t.program)
+    family = nearest_family(wanted, known)
+    plan[t.number] = (family, "program" if family == wanted else
+                      f"the model has no {wanted}: nearest")
+  return plan
+
+
 def fit_pitch(pitch: int, pitches: range) -> int:
   """`pitch` moved by whole octaves into `pitches` (a range of at least 12)."""
   while pitch < pitches.start:
@@ -173,35 +256,46 @@ def shape_note(audio: np.ndarray, held: int, length: int, sample_rate: int) -> n
 
 
 def render(synth, tracks, effects: dict, seed: int = 0, drums: bool = False,
-           batch_size: int = 32, progress: bool = False):
+           batch_size: int = 32, progress: bool = False, families=None):
   """(song audio [N] float32 at synth.sample_rate before normalization, Summary).
 
-  `effects` maps track numbers to effect names (see plan_effects).
+  `effects` maps track numbers to effect names (see plan_effects), `families` to
+  (family, why) for a model conditioned on families (see plan_families).
   """
   started = time.perf_counter()
   summary = Summary()
   latents = synth.latents(max(t.number for t in tracks), seed)  # Track n: row n - 1.
-  played = []  # (track number, pitch, effect, start sample, length, gain)
+  played = []  # (key: (track number, pitch, effect, family, velocity label), start, length)
+  velocities = []  # Each played note's MIDI velocity.
   rate = synth.sample_rate
+
+  def layer(velocity):
+    """The velocity label that plays a MIDI velocity (None: the model has no such label)."""
+    if not synth.conditioned_on_velocity:
+      return None
+    return synth.labels.velocities[synth.labels.velocity_ids([velocity])[0]]
+
   for track in tracks:
     if track.is_drum and not drums:
       summary.skipped += len(track.notes)
       continue
+    family = (families or {}).get(track.number, (None,))[0]
     for note in track.notes:
       pitch = fit_pitch(note.pitch, synth.pitches)
       summary.transposed += pitch != note.pitch
       start = int(round(note.start * rate))
-      played.append((track.number, pitch, effects[track.number], start,
-                     max(int(round(note.end * rate)) - start, 1), velocity_gain(note.velocity)))
+      key = (track.number, pitch, effects[track.number], family, layer(note.velocity))
+      played.append((key, start, max(int(round(note.end * rate)) - start, 1)))
+      velocities.append(note.velocity)
   if not played:
     raise UserError("the MIDI file has only drum tracks: give --drums to play them")
-  unique = sorted({p[:3] for p in played})
+  unique = sorted({p[0] for p in played})
   notes = dict(zip(unique, _generate(synth, latents, unique, batch_size, progress)))
   held = synth.held_samples
   longest = synth.num_samples - held + int(SEARCH_SECONDS * rate)  # After note-off.
-  song = np.zeros(max(p[3] + p[4] for p in played) + longest, np.float32)
-  for number, pitch, effect, start, length, gain in played:
-    sound = shape_note(notes[number, pitch, effect], held, length, rate)
+  song = np.zeros(max(start + length for _, start, length in played) + longest, np.float32)
+  for (key, start, length), gain in zip(played, velocity_gains(synth, velocities)):
+    sound = shape_note(notes[key], held, length, rate)
     song[start:start + len(sound)] += gain * sound
   sounding = np.flatnonzero(song)
   song = song[:sounding[-1] + 1 if len(sounding) else 0]
@@ -214,10 +308,12 @@ def render(synth, tracks, effects: dict, seed: int = 0, drums: bool = False,
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class RenderOptions:
   """How render_file plays a song. `effects`: [TRACK=]NAME specs (see plan_effects;
-  default: the model's first effect other than dry); `sample_rate`: the WAV's (default: the
+  default: the model's first effect other than dry); `families`: [TRACK=]NAME specs (see
+  plan_families; default: each track's program's); `sample_rate`: the WAV's (default: the
   model's, at least the dataset rate); `loudness_db`: a target RMS level; `png`: a picture
   beside the WAV."""
   effects: tuple = ()
+  families: tuple = ()
   seed: int = 0
   drums: bool = False
   sample_rate: int | None = None
@@ -237,29 +333,35 @@ def render_file(tracks, synth, out, options: RenderOptions = RenderOptions()):
   o = options
   wet = [e for e in synth.labels.effects if e != "dry"]
   plan = plan_effects(o.effects, tracks, synth.labels.effects, (wet or ["dry"])[0])
-  song, summary = render(synth, tracks, plan, seed=o.seed, drums=o.drums, progress=o.progress)
+  families = plan_families(o.families, tracks, synth.labels.families)
+  song, summary = render(synth, tracks, plan, seed=o.seed, drums=o.drums, progress=o.progress,
+                         families=families)
   rate = o.sample_rate or max(synth.sample_rate, SAMPLE_RATE)
   song = outputs.normalize(resample(song, synth.sample_rate, rate), o.loudness_db)
   outputs.write_wav(out, song, rate, o.bits)
   image = os.path.splitext(out)[0] + ".png" if o.png else None
   if image:
     write_png(image, song, rate, tracks, plan, synth.pitches, o.drums)
+  played = lambda t: plan[t.number] + (
+      f", {families[t.number][0]} ({families[t.number][1]})" if families else "")
   lines = [f"  track {t.describe()}: " + ("skipped (drums; --drums plays them)"
-                                          if t.is_drum and not o.drums else plan[t.number])
+                                          if t.is_drum and not o.drums else played(t))
            for t in tracks]
   return "\n".join([*lines, f"{out}: {summary.line()}"]
                    + ([f"{image}: spectrogram and notes"] if image else []))
 
 
 def _generate(synth, latents, keys, batch_size: int, progress: bool) -> list:
-  """Audio [S] for each (track number, pitch, effect) key, generated in batches."""
+  """Audio [S] for each (track number, pitch, effect, family, velocity label) key (the last
+  two None where the model lacks the condition), generated in batches."""
   out = []
   with Progress(progress, len(keys), "note", "generating") as bar:
     for i in range(0, len(keys), batch_size):
       chunk = keys[i:i + batch_size]
       z = latents[[k[0] - 1 for k in chunk]]
       out.extend(synth.audio(z, [k[1] for k in chunk], [k[2] for k in chunk],
-                             batch_size=batch_size))
+                             batch_size=batch_size, families=[k[3] for k in chunk],
+                             velocities=[k[4] for k in chunk]))
       bar.update(len(chunk))
   return out
 

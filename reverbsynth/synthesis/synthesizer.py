@@ -1,4 +1,5 @@
-"""Notes from a trained generator: latents + MIDI pitch + effect name -> audio.
+"""Notes from a trained generator: latents + MIDI pitch + effect name (+ instrument family
+and velocity, for a model conditioned on them) -> audio.
 
 `Synthesizer` is an exported generator (runs.files: the EMA weights with the training
 config, label vocabularies, normalizer and the level it was trained up to) that turns
@@ -9,6 +10,7 @@ them to audio. `generate_files` plays every combination of labels into WAVs, as
 
 import dataclasses
 import os
+import typing
 
 import keras
 import numpy as np
@@ -86,12 +88,20 @@ class Synthesizer(files.Exported):
     """Whether the generator draws audio itself (ddsp) rather than spectra."""
     return self.config.model.generator == "ddsp"
 
-  def _generate(self, z, pitches, effects):
-    """The generator's output for latents [N, L], MIDI pitches [N], effects [N]: audio
-    [N, S] (ddsp), or normalized spectra [N, T, F, 2] at its level."""
+  @property
+  def conditioned_on_velocity(self) -> bool:
+    """Whether velocity is one of the model's labels (else it only scales a note's gain)."""
+    return bool(self.labels.velocities)
+
+  def _generate(self, z, pitches, effects, families=None, velocities=None):
+    """The generator's output for latents [N, L], MIDI pitches [N], effects [N] (and family
+    names [N], MIDI velocities [N] where the model has those conditions): audio [N, S]
+    (ddsp), or normalized spectra [N, T, F, 2] at its level."""
     pitch = np.eye(self.model_config.num_pitches, dtype=np.float32)[self.pitch_ids(pitches)]
     effect = np.eye(self.model_config.num_effects, dtype=np.float32)[self.effect_ids(effects)]
-    return self.generator(np.asarray(z, np.float32), pitch, effect, level=self.level)
+    attributes = self.labels.attribute_one_hots(families, velocities)
+    return self.generator(np.asarray(z, np.float32), pitch, effect, level=self.level,
+                          **({"attributes": attributes} if attributes else {}))
 
   def spectra(self, z, pitches, effects):
     """Normalized full-size spectra [N, T, F, 2] for latents [N, L], MIDI pitches [N], effects [N]
@@ -104,26 +114,31 @@ class Synthesizer(files.Exported):
     """Audio [N, num_samples] float32 of normalized spectra [N, T, F, 2]."""
     return np.asarray(self.spectral.spectra_to_audio(self.normalizer.denormalize(spectra)))
 
-  def _audio(self, z, pitches, effects) -> np.ndarray:
+  def _audio(self, z, pitches, effects, families=None, velocities=None) -> np.ndarray:
     if self.plays_audio:
-      return keras.ops.convert_to_numpy(self._generate(z, pitches, effects)).astype(np.float32)
+      return keras.ops.convert_to_numpy(
+          self._generate(z, pitches, effects, families, velocities)).astype(np.float32)
     return self.to_audio(self.spectra(z, pitches, effects))
 
-  def audio(self, z, pitches, effects, batch_size: int = 32) -> np.ndarray:
-    """Audio [N, num_samples] float32 for latents [N, L], MIDI pitches [N], effects [N]."""
+  def audio(self, z, pitches, effects, batch_size: int = 32, families=None,
+            velocities=None) -> np.ndarray:
+    """Audio [N, num_samples] float32 for latents [N, L], MIDI pitches [N], effects [N] (and
+    family names [N], MIDI velocities [N] where the model has those conditions)."""
     out = []
+    part = lambda values, i: None if values is None else values[i:i + batch_size]
     for i in range(0, len(z), batch_size):
       out.append(self._audio(z[i:i + batch_size], pitches[i:i + batch_size],
-                             effects[i:i + batch_size]))
+                             effects[i:i + batch_size], part(families, i),
+                             part(velocities, i)))
     if not out:
       return np.zeros((0, self.num_samples), np.float32)
     return np.concatenate(out)
 
-  def notes_and_images(self, z, pitches, effects):
+  def notes_and_images(self, z, pitches, effects, families=None, velocities=None):
     """(audio [N, S], images [N, F, T, 1] in [0, 1]): the generated spectra of a spectral
     generator, the log-mel spectrogram of the audio of one that draws audio."""
     if self.plays_audio:
-      notes = self.audio(z, pitches, effects)
+      notes = self.audio(z, pitches, effects, families=families, velocities=velocities)
       return notes, outputs.audio_images(notes, self.sample_rate)
     spectra = self.spectra(z, pitches, effects)
     return self.to_audio(spectra), outputs.spectra_image(spectra)
@@ -183,28 +198,54 @@ def velocity_gain(velocity: int) -> float:
   return (velocity / 127.0) ** 2
 
 
-def generate_grid(synth: Synthesizer, pitches, effects, velocities, z: np.ndarray):
-  """Every combination of MIDI pitches, effects, velocities and latents z [K, L].
+def velocity_gains(synth: Synthesizer, velocities) -> np.ndarray:
+  """Amplitudes [N] for MIDI velocities [N]: velocity_gain, or for a model conditioned on
+  velocity (which plays the nearest velocity label's loudness and colour) the gain from that
+  label's velocity to the note's."""
+  gains = np.array([velocity_gain(v) for v in velocities], np.float32)
+  if synth.conditioned_on_velocity:
+    layers = np.asarray(synth.labels.velocities)[synth.labels.velocity_ids(velocities)]
+    gains /= np.array([velocity_gain(v) for v in layers], np.float32)
+  return gains
 
-  Returns (grid: [(pitch, effect, velocity, latent index)] of G notes, audio [G, S]),
-  each note scaled by its velocity, then all by one gain that keeps the loudest peak at
-  most -1 dBFS (so loudness stays comparable across notes). Bad labels fail before any work.
+
+class GridNote(typing.NamedTuple):
+  """One note of `generate`'s grid: its labels and the index of its latent."""
+  pitch: int
+  effect: str
+  velocity: int
+  latent: int
+  family: str | None = None  # For a model conditioned on the instrument family.
+
+
+def generate_grid(synth: Synthesizer, pitches, effects, velocities, z: np.ndarray,
+                  families=()):
+  """Every combination of families (a model conditioned on them), MIDI pitches, effects,
+  velocities and latents z [K, L].
+
+  Returns (grid: [GridNote] of G notes, audio [G, S]), each note scaled by its velocity
+  (velocity_gains), then all by one gain that keeps the loudest peak at most -1 dBFS (so
+  loudness stays comparable across notes). Bad labels fail before any work.
   """
-  synth.pitch_ids(pitches), synth.effect_ids(effects)
-  grid = [(p, e, v, i) for p in pitches for e in effects for v in velocities
-          for i in range(len(z))]
-  audio = synth.audio(z[[g[3] for g in grid]], [g[0] for g in grid], [g[1] for g in grid])
-  audio *= np.array([velocity_gain(g[2]) for g in grid], np.float32)[:, None]
+  synth.pitch_ids(pitches), synth.effect_ids(effects), synth.labels.family_ids(families)
+  grid = [GridNote(p, e, v, i, f) for f in families or (None,) for p in pitches
+          for e in effects for v in velocities for i in range(len(z))]
+  audio = synth.audio(z[[g.latent for g in grid]], [g.pitch for g in grid],
+                      [g.effect for g in grid],
+                      families=[g.family for g in grid] if families else None,
+                      velocities=[g.velocity for g in grid])
+  audio *= velocity_gains(synth, [g.velocity for g in grid])[:, None]
   return grid, outputs.normalize(audio, only_down=True)
 
 
 @dataclasses.dataclass(frozen=True)
 class GenerateOptions:
-  """What generate_files plays: every combination of `pitches` (default 36 48 60),
-  `effects` (default: all the model's), `velocities` (default 100) and latents (one per
-  seed, default 0, or a .npy file's; `interpolate` steps of slerp from the first to the
-  second), written as WAVs of `bits` (and spectrogram PNGs with `png`); the latents
-  themselves to `save_latents`."""
+  """What generate_files plays: every combination of `families` (a model conditioned on
+  them; default: all the model's), `pitches` (default 36 48 60), `effects` (default: all
+  the model's), `velocities` (default 100) and latents (one per seed, default 0, or a .npy
+  file's; `interpolate` steps of slerp from the first to the second), written as WAVs of
+  `bits` (and spectrogram PNGs with `png`); the latents themselves to `save_latents`."""
+  families: tuple = ()
   pitches: tuple = ()
   effects: tuple = ()
   velocities: tuple = ()
@@ -221,12 +262,13 @@ def generate_files(synth: Synthesizer, out, options: GenerateOptions) -> str:
   returns what was written, as a line."""
   o = options
   pitches, velocities = o.pitches or (36, 48, 60), o.velocities or (100,)
-  effects = o.effects or synth.labels.effects
+  effects, families = o.effects or synth.labels.effects, o.families or synth.labels.families
   z = choose_latents(synth, o.seeds, o.latents_file, o.interpolate)
-  grid, audio = generate_grid(synth, pitches, effects, velocities, z)
+  grid, audio = generate_grid(synth, pitches, effects, velocities, z, families)
   outputs.write_notes(grid, audio, synth.sample_rate, out, o.bits, o.png)
   if o.save_latents:
     with storage.atomic_path(o.save_latents) as tmp, open(tmp, "wb") as f:
       np.save(f, z)  # To the open file: given a name, np.save would add .npy to it.
-  return (f"{len(grid)} notes ({len(pitches)} pitches x {len(effects)} effects x "
+  return (f"{len(grid)} notes ({f'{len(families)} families x ' if families else ''}"
+          f"{len(pitches)} pitches x {len(effects)} effects x "
           f"{len(velocities)} velocities x {len(z)} latents) in {out}")

@@ -6,8 +6,9 @@ after any number of examples by reading at most one epoch, and a run resumed und
 other backend goes on with the same notes. The shards are read with the package's own
 TFRecord and Example readers, the notes resampled, turned into IF-Mel (or linear)
 spectra in numpy and normalized by background threads, `prefetch` batches ahead of the
-step. Batches are numpy: spectra [B, T, F, 2] about [-1, 1], pitch one-hot [B, P],
-effect one-hot [B, E]; the TensorFlow backend and the judge feed them to tf.data.
+step. Batches are numpy: spectra [B, T, F, 2] about [-1, 1], then a one-hot per condition
+(Labels.conditions): pitch [B, P], effect [B, E], family [B, F], velocity [B, V]; the
+TensorFlow backend and the judge feed them to tf.data.
 """
 
 import concurrent.futures
@@ -27,9 +28,23 @@ from reverbsynth.errors import UserError
 from reverbsynth.runs.config import Config
 
 
+def _label_ids(record: dict, labels: Labels) -> tuple:
+  """A record's index in each condition's vocabulary (Labels.conditions order)."""
+  values = {"family": (record["instrument_family_str"], labels.families),
+            "velocity": (record["velocity"], labels.velocities)}
+  return (record["pitch"] - labels.pitch_min, record["effect"],
+          *(values[name][1].index(values[name][0]) for name, _ in labels.attributes))
+
+
+def _one_hots(ids, labels: Labels) -> tuple:
+  """One-hots [B, C] per condition of label indices [B, conditions]."""
+  ids = np.asarray(ids).reshape(len(ids), len(labels.sizes))
+  return tuple(np.eye(n, dtype=np.float32)[ids[:, i]] for i, n in enumerate(labels.sizes))
+
+
 def _examples(data_dir, config: Config, labels: Labels, seed: int, skip: int):
-  """Shuffled, repeated (audio [N] at the dataset's rate, pitch index, effect index) of the
-  model's pitch range, after `skip` of them."""
+  """Shuffled, repeated (audio [N] at the dataset's rate, label indices per condition) of
+  the model's pitch range, after `skip` of them."""
   manifest = manifest_lib.read(data_dir)
   files = manifest_lib.shard_paths(data_dir, manifest, "train")
   if not files:
@@ -51,7 +66,7 @@ def _examples(data_dir, config: Config, labels: Labels, seed: int, skip: int):
         if within:
           within -= 1
           continue
-        yield record[records.AUDIO], record["pitch"] - low, record["effect"]
+        yield record[records.AUDIO], _label_ids(record, labels)
   finally:
     for f in handles:
       f.close()
@@ -105,12 +120,9 @@ class Batches:
   _examples = staticmethod(_examples)
 
   def _make(self, chunk):
-    audio = self.prepare(self.audio([a for a, _, _ in chunk]))
-    pitch = np.asarray([p for _, p, _ in chunk])
-    effect = np.asarray([e for _, _, e in chunk])
+    audio = self.prepare(self.audio([a for a, _ in chunk]))
     x = self.normalizer.normalize(self.spectral.audio_to_spectra(audio), self.spectral.ops)
-    return (x.astype(np.float32), np.eye(self.labels.num_pitches, dtype=np.float32)[pitch],
-            np.eye(len(self.labels.effects), dtype=np.float32)[effect])
+    return (x.astype(np.float32), *_one_hots([ids for _, ids in chunk], self.labels))
 
   def __iter__(self):
     return self
@@ -144,8 +156,8 @@ def _pair_index(data_dir, shards: tuple, low: int, high: int) -> dict:
 
 def _pairs(data_dir, config: Config, labels: Labels, seed: int, skip: int):
   """Shuffled, repeated (dry audio [N], audio [N] of the same source note through an effect
-  drawn uniformly from its versions (dry too), pitch index, effect index) at the dataset's
-  rate, after `skip` of them. Each epoch is a permutation of the source notes from
+  drawn uniformly from its versions (dry too), label indices per condition) at the
+  dataset's rate, after `skip` of them. Each epoch is a permutation of the source notes from
   (seed, epoch); the effect of each from (seed, epoch, position)."""
   shards = tuple((storage.join(data_dir, s["file"]), s["sha256"])
                  for s in manifest_lib.read(data_dir)["shards"] if s["split"] == "train")
@@ -170,7 +182,7 @@ def _pairs(data_dir, config: Config, labels: Labels, seed: int, skip: int):
             len(source))]
         dry = read(source[0])
         wet = dry if effect == 0 else read(source[effect])
-        yield dry[records.AUDIO], wet[records.AUDIO], dry["pitch"] - low, effect
+        yield dry[records.AUDIO], wet[records.AUDIO], _label_ids(wet, labels)
       within = 0
   finally:
     for f in handles.values():
@@ -179,14 +191,14 @@ def _pairs(data_dir, config: Config, labels: Labels, seed: int, skip: int):
 
 class Pairs(Batches):
   """Batches of real audio for the ddsp generator: (dry [B, S], the same notes through their
-  effects [B, S], pitch one-hot [B, P], effect one-hot [B, E]), float32 numpy."""
+  effects [B, S], then a one-hot per condition: pitch [B, P], effect [B, E], ...), float32
+  numpy."""
 
   _examples = staticmethod(_pairs)
 
   def _make(self, chunk):
     return (self.audio([c[0] for c in chunk]), self.audio([c[1] for c in chunk]),
-            np.eye(self.labels.num_pitches, dtype=np.float32)[[c[2] for c in chunk]],
-            np.eye(len(self.labels.effects), dtype=np.float32)[[c[3] for c in chunk]])
+            *_one_hots([c[2] for c in chunk], self.labels))
 
 
 def compute_normalizer(data_dir, config: Config, labels: Labels, seed: int = 0,
@@ -196,13 +208,13 @@ def compute_normalizer(data_dir, config: Config, labels: Labels, seed: int = 0,
   sp = spectral.Spectral(config.spectral_config(), "numpy")
   examples = itertools.islice(_examples(data_dir, config, labels, seed, 0),
                               config.train.normalizer_examples)
-  audio = _model_audio(data_dir, config)([a for a, _, _ in examples])
+  audio = _model_audio(data_dir, config)([a for a, _ in examples])
   audio = prepare(audio) if prepare else audio
   return spectral.Normalizer.fit(sp.audio_to_spectra(audio), config.train.normalizer_margin)
 
 
 def tf_dataset(batches: Batches):
-  """`batches` as a tf.data.Dataset of the same (spectra, pitch, effect) tensors, for the
+  """`batches` as a tf.data.Dataset of the same (spectra, one-hots...) tensors, for the
   TensorFlow backend's strategy and Keras' fit (imports TensorFlow)."""
   import tensorflow as tf
   first = next(batches)

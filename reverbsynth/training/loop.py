@@ -78,7 +78,7 @@ class Trainer:
     manifest = manifest_lib.read(data_dir)
     os.makedirs(run_dir, exist_ok=True)
     self.labels = Labels.from_manifest(manifest, config.model.pitch_min,
-                                       config.model.num_pitches)
+                                       config.model.num_pitches, config.model.conditions)
     latest = files.checkpoint_path(run_dir, files.LATEST)
     if resume and not os.path.exists(latest) and os.path.exists(
         os.path.join(run_dir, files.CHECKPOINTS, "checkpoint")):
@@ -88,7 +88,7 @@ class Trainer:
     priors = label_prior(manifest, self.labels)  # Refuses a pitch range without notes.
     self.normalizer = self._normalizer()
     self.model_config = files.model_config(config, self.labels)
-    self.steps = steps_class(config, self.model_config, self.normalizer, *priors)
+    self.steps = steps_class(config, self.model_config, self.normalizer, priors)
     self.step = self.stage = self.images_in_stage = self.images_total = 0
     if resume and os.path.exists(latest):
       self._restore(latest)
@@ -242,12 +242,19 @@ class Trainer:
 
   def sample_grid(self, synth: Synthesizer):
     """(audio float32 [N_total], PNG image uint8 [H, W, 1]) of `synth`: effects down,
-    pitches across."""
+    pitches across; for a model conditioned on families, each family's notes through the
+    first effect, then the first family through each other effect (at velocity 100's label
+    for one conditioned on velocity)."""
     pitches = [p for p in self.config.train.sample_pitches if p in synth.pitches]
-    rows, cols = len(self.labels.effects), len(pitches)
+    effects, families = self.labels.effects, self.labels.families
+    labels = ([(f, effects[0]) for f in families] + [(families[0], e) for e in effects[1:]]
+              if families else [(None, e) for e in effects])
+    rows, cols = len(labels), len(pitches)
     z = np.repeat(synth.latents(1, self.config.seed), rows * cols, axis=0)
-    pitch, effect = np.tile(pitches, rows), np.repeat(np.arange(rows), cols)
-    notes, tiles = synth.notes_and_images(z, pitch, effect)
+    family, effect = (np.repeat(column, cols).tolist() for column in zip(*labels))
+    notes, tiles = synth.notes_and_images(z, np.tile(pitches, rows), effect,
+                                          families=family if families else None,
+                                          velocities=[100] * rows * cols)
     gap = np.zeros(int(GAP_SECONDS * synth.sample_rate), np.float32)
     audio = outputs.normalize(np.concatenate([np.concatenate([n, gap]) for n in notes]))
     tiles = tiles[..., 0]  # [R*C, F, T] in [0, 1]

@@ -45,9 +45,11 @@ class Steps:
   """G, D, the EMA of G and their Adams, built for `config` and `model_config`."""
 
   def __init__(self, config: Config, model_config: networks.ModelConfig,
-               normalizer: spectral.Normalizer, pitch_prior, effect_prior):
+               normalizer: spectral.Normalizer, priors):
+    """`priors`: the dataset's label frequencies, one array per condition
+    (data.labels.label_prior)."""
     self.config, self.model_config, self.normalizer = config, model_config, normalizer
-    self.priors = (np.asarray(pitch_prior, np.float64), np.asarray(effect_prior, np.float64))
+    self.priors = tuple(np.asarray(prior, np.float64) for prior in priors)
 
   @property
   def ddsp(self) -> bool:
@@ -91,27 +93,23 @@ class Steps:
     the numpy batches themselves, unless the backend says otherwise."""
     return stream
 
-  def draws(self, batch: int, step: int) -> tuple:
+  def draws(self, batch: int, step: int) -> objectives.Draws:
     """A step's randomness, drawn on the host from (seed, step), so that both backends take
     the same step from the same weights and batch, and a resumed run the same as an
-    uninterrupted one: latents [B, latent] and one-hot labels [B, P], [B, E] (from the
-    dataset's label prior) of the fakes D sees, the penalty's mixing weights u [B, 1, 1, 1],
-    then latents and labels of the fakes G is trained on; for ddsp also the encoder's
-    reparametrisation noise [B, latent]. All float32 numpy."""
+    uninterrupted one; each condition's labels from the dataset's label prior, each
+    independently. All float32 numpy."""
     rng = np.random.default_rng([self.config.seed, step])
-    m = self.model_config
+    latent = lambda: rng.standard_normal((batch, self.model_config.latent_size)).astype(
+        np.float32)
 
     def fakes():
-      z = rng.standard_normal((batch, m.latent_size)).astype(np.float32)
-      labels = [np.eye(len(prior), dtype=np.float32)[rng.choice(len(prior), batch, p=prior)]
-                for prior in self.priors]
-      return (z, *labels)
+      z = latent()
+      return z, tuple(np.eye(len(prior), dtype=np.float32)[
+          rng.choice(len(prior), batch, p=prior)] for prior in self.priors)
 
-    first, u = fakes(), rng.random((batch, 1, 1, 1), dtype=np.float32)
-    draws = (*first, u, *fakes())
-    if self.ddsp:
-      draws += (rng.standard_normal((batch, m.latent_size)).astype(np.float32),)
-    return draws
+    (z, labels), u = fakes(), rng.random((batch, 1, 1, 1), dtype=np.float32)
+    z_g, labels_g = fakes()
+    return objectives.Draws(z, labels, u, z_g, labels_g, latent())
 
   def at(self, level: int, alpha) -> objectives.Level:
     """Where a step at `level` and fade-in `alpha` trains, for training.objectives."""

@@ -35,7 +35,7 @@ class TensorFlowSteps(Steps):
     as floats."""
     if (level, batch) not in self._steps:
       self._steps[level, batch] = self._make_step(level, batch)
-    draws = tuple(tf.constant(d) for d in self.draws(batch, step))
+    draws = tf.nest.map_structure(tf.constant, self.draws(batch, step))
     terms = self._steps[level, batch](tuple(inputs), tf.constant(alpha, tf.float32), draws)
     return {k: float(v) for k, v in terms.items()}
 
@@ -68,7 +68,8 @@ class TensorFlowSteps(Steps):
 
     def replica_step(real, alpha, draws):
       replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-      draws = tuple(x[replica * per_replica:(replica + 1) * per_replica] for x in draws)
+      draws = tf.nest.map_structure(
+          lambda x: x[replica * per_replica:(replica + 1) * per_replica], draws)
       at = self.at(level, alpha)
       d_loss, d_terms = objectives.critic_loss(g, d, real, draws, at)
       self._apply(self.d_opt, d_loss, d.trainable_variables, replicas)
