@@ -304,7 +304,7 @@ def apply_effect(in_file, effect, run, out, bits):
 @click.option("--reference-notes", default=2000, show_default=True, type=click.IntRange(min=10),
               help="Training notes for the Frechet and NDB references.")
 @click.option("--classifier-epochs", default=5, show_default=True, type=click.IntRange(min=1),
-              help="Epochs to train the judge (the pitch and effect classifier) for.")
+              help="Epochs to train the judge (the classifier of the run's labels) for.")
 @click.option("--retrain-classifier", is_flag=True,
               help="Train the judge again instead of using the one cached in the dataset.")
 @click.option("--per-stage", is_flag=True, help="Also score every stage checkpoint of the run.")

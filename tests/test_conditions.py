@@ -3,6 +3,9 @@ vocabularies and prior from a real multi-family SoundFont build, the config's ch
 `generate` and `render` of a tiny ddsp run conditioned on them (each MIDI track played as
 its General MIDI program's family, or the nearest one the model has)."""
 
+import json
+import re
+
 import numpy as np
 import pretty_midi
 import pytest
@@ -21,12 +24,12 @@ CONDITIONS = "model.conditions=[pitch, effect, family, velocity]"
 
 @pytest.fixture(scope="module")
 def families_data(tmp_path_factory):
-  """The SoundFont's bass and keyboard programs at MIDI 40-41, velocities 25 and 127, 6 notes
-  of each family (seed 0), dry and reverb."""
+  """The SoundFont's bass and keyboard programs at MIDI 40-41, velocities 25 and 127, 10
+  notes of each family (seed 0), dry and reverb, 40 % of them held out."""
   out = tmp_path_factory.mktemp("families") / "ds"
   result = run_cli("build-dataset", "--out", out, "--no-progress", "--family", "bass",
                    "--family", "keyboard", "--pitch-min", 40, "--pitch-max", 41, "--velocity",
-                   25, "--velocity", 127, "--notes-per-family", 6, "--test-fraction", 0.2)
+                   25, "--velocity", 127, "--notes-per-family", 10, "--test-fraction", 0.4)
   assert result.returncode == 0, result.stderr
   return out
 
@@ -92,8 +95,8 @@ def test_every_family_has_every_other_as_a_stand_in_and_programs_map_to_families
   assert songs.nearest_family("bass", ("bass", "keyboard")) == "bass"
 
 
-def test_generate_plays_each_family_and_names_the_files(tmp_path, families_run):
-  result = run_cli("generate", "--run", families_run, "--family", "keyboard", "--family",
+def test_generate_plays_each_family_and_names_the_files(tmp_path, families_run, run_here):
+  result = run_here("generate", "--run", families_run, "--family", "keyboard", "--family",
                    "bass", "--pitch", 40, "--effect", "reverb", "--velocity", 30,
                    "--out", tmp_path / "notes")
   assert result.returncode == 0, result.stderr
@@ -101,11 +104,11 @@ def test_generate_plays_each_family_and_names_the_files(tmp_path, families_run):
   keyboard, rate = sf.read(tmp_path / "notes" / "keyboard-40-reverb-v30-z0.wav")
   bass, _ = sf.read(tmp_path / "notes" / "bass-40-reverb-v30-z0.wav")
   assert rate == 16000 and np.abs(keyboard - bass).max() > 1e-4  # The label changes the note.
-  assert_refused(run_cli("generate", "--run", families_run, "--family", "flute",
-                         "--out", tmp_path / "x"),
+  assert_refused(run_here("generate", "--run", families_run, "--family", "flute",
+                          "--out", tmp_path / "x"),
                  "the model knows no family 'flute'; it was trained on bass, keyboard")
   # The shipped model has no family condition.
-  assert_refused(run_cli("generate", "--family", "bass", "--out", tmp_path / "y"),
+  assert_refused(run_here("generate", "--family", "bass", "--out", tmp_path / "y"),
                  "not conditioned on the instrument family")
 
 
@@ -120,10 +123,10 @@ def _song(path):
   return path
 
 
-def test_render_plays_each_track_as_its_programs_family(tmp_path, families_run):
+def test_render_plays_each_track_as_its_programs_family(tmp_path, families_run, run_here):
   song = _song(tmp_path / "song.mid")
-  result = run_cli("render", song, "--run", families_run, "--out", tmp_path / "a.wav",
-                   "--family", "Pad=bass")
+  result = run_here("render", song, "--run", families_run, "--out", tmp_path / "a.wav",
+                    "--family", "Pad=bass", "--no-progress")
   assert result.returncode == 0, result.stderr
   assert "'Bass' (Electric Bass (finger), 2 notes): reverb, bass (program)" in result.stdout
   assert "'Piano' (Electric Piano 1, 2 notes): reverb, keyboard (program)" in result.stdout
@@ -132,15 +135,11 @@ def test_render_plays_each_track_as_its_programs_family(tmp_path, families_run):
   assert "'Pad' (Pad 2 (warm), 2 notes): reverb, bass (--family)" in result.stdout
   # Each track (its own latent) at two velocity labels (30 -> 25, 120 -> 127).
   assert "8 unique notes generated" in result.stdout
-  again = run_cli("render", song, "--run", families_run, "--out", tmp_path / "b.wav",
-                  "--family", "Pad=bass")
-  assert again.returncode == 0, again.stderr
-  assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
-  assert_refused(run_cli("render", song, "--run", families_run, "--family", "Bass=flute",
-                         "--out", tmp_path / "c.wav"),
+  assert_refused(run_here("render", song, "--run", families_run, "--family", "Bass=flute",
+                          "--out", tmp_path / "c.wav"),
                  "--family Bass=flute: the model knows no family 'flute'")
-  assert_refused(run_cli("render", song, "--run", families_run, "--family", "Oboe=bass",
-                         "--out", tmp_path / "d.wav"), "no track is 'Oboe'")
+  assert_refused(run_here("render", song, "--run", families_run, "--family", "Oboe=bass",
+                          "--out", tmp_path / "d.wav"), "no track is 'Oboe'")
   assert not (tmp_path / "c.wav").exists() and not (tmp_path / "d.wav").exists()
 
 
@@ -158,3 +157,20 @@ def test_a_track_plays_its_family_and_velocity_label(tmp_path, families_run):
   gain = synthesizer.velocity_gains(synth, [30])[0]
   assert gain == pytest.approx((30 / 25) ** 2)
   np.testing.assert_allclose(audio[:7000], gain * expected[:7000], atol=1e-5)  # Before 0.5 s.
+
+
+def test_evaluate_reports_family_accuracy_and_how_notes_follow_velocity(
+    tmp_path, families_run, families_data, run_here):
+  result = run_here("evaluate", "--run", families_run, "--data", families_data, "--out",
+                    tmp_path / "report", "--classifier-epochs", 1, "--ndb-bins", 2,
+                    "--reference-notes", 10, "--no-progress")
+  assert result.returncode == 0, result.stderr
+  assert "family acc." in result.stdout and "level ~ velocity" in result.stdout
+  assert re.search(r"judge held-out accuracy: pitch [\d.]+%, effect [\d.]+%, family "
+                   r"[\d.]+%, velocity [\d.]+%", result.stdout), result.stdout
+  rows = json.loads((tmp_path / "report" / "report.json").read_text())["rows"]
+  real = rows["real (test split)"]
+  assert 0 <= real["family_accuracy"] <= 1 and 0 <= real["velocity_accuracy"] <= 1
+  # TimGM6mb's velocity layers change a note's level (about 28 dB over 25..127).
+  assert real["level_follows_velocity"] > 0.8, real
+  assert set(real["family_brightness"]) == {"bass", "keyboard"}

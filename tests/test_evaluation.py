@@ -123,9 +123,9 @@ def test_white_noise_scores_poorly_and_the_judge_is_cached(evaluated, early_run,
   train = records.read_split(soundfont_dataset, "train", synth.num_samples)
   reference = evaluation.references(judge, train["audio"])
   noise = np.random.default_rng(0).standard_normal(test["audio"].shape).astype(np.float32) * 0.1
-  scores = {name: evaluation.score(evaluation.Notes(name, audio, test["pitch"], test["effect"]),
-                                   judge, reference, settings, synth.sample_rate, 1024,
-                                   synth.labels.effects)
+  labels = (test["pitch"], test["effect"], test["family"], test["velocity"])
+  scores = {name: evaluation.score(evaluation.Notes(name, audio, *labels), judge, reference,
+                                   settings, synth.sample_rate, 1024, synth.labels.effects)
             for name, audio in (("real", test["audio"]), ("noise", noise))}
   assert scores["noise"]["pitch_accuracy"] < 0.3 < 0.9 < scores["real"]["pitch_accuracy"]
   assert scores["noise"]["f0_within_50_cents"] < 0.2
@@ -133,6 +133,10 @@ def test_white_noise_scores_poorly_and_the_judge_is_cached(evaluated, early_run,
   # Real test notes are not at 0 either (a few dozen notes against the training reference);
   # the factor between them depends on the judge's training, 8-10x on the machines tried.
   assert scores["noise"]["frechet_distance"] > 3 * scores["real"]["frechet_distance"]
+  # The SoundFont's velocities change a note's level only (about 28 dB over 25..127): real
+  # notes' level follows velocity, white noise of one level does not.
+  assert scores["real"]["level_follows_velocity"] > 0.8
+  assert abs(scores["noise"]["level_follows_velocity"]) < 0.5
 
 
 def test_the_judge_does_not_hear_below_the_16_bit_floor(soundfont_dataset):
@@ -171,7 +175,7 @@ def test_evaluate_bad_inputs(tmp_path, early_run, dataset, nsynth_tfrecord, run_
 def test_the_judges_embedding_cannot_die_whole():
   # Every embedding unit's input pushed far negative (what killed a Dense + ReLU embedding
   # in one training: constant for every note, bug hunt 21): about half stay active per note.
-  model = classifier.build((16, 32, 2), 8, 2)
+  model = classifier.build((16, 32, 2), Labels(0, 8, ("dry", "reverb")))
   projection = next(layer for layer in model.layers if layer.name.startswith("dense"))
   projection.bias.assign(np.full(classifier.EMBEDDING, -100.0, np.float32))
   x = np.random.default_rng(0).standard_normal((6, 16, 32, 2)).astype(np.float32)

@@ -4,6 +4,7 @@ import json
 import re
 import shutil
 import struct
+import time
 
 import mido
 import numpy as np
@@ -310,3 +311,16 @@ def test_a_model_below_16_khz_renders_at_16_khz_by_default(tmp_path, dataset, mo
     assert result.returncode == 0, result.stderr
     audio, rate = sf.read(out)
     assert rate == expected and 1.0 < len(audio) / rate < 2.0
+
+
+def test_the_same_audio_gives_the_same_wav_bytes(tmp_path):
+  # A float WAV's PEAK chunk holds the time it was written (libsndfile), so the same song
+  # written a second later differed in its header; write_wav leaves the chunk out.
+  audio = np.sin(np.arange(1600) / 10).astype(np.float32) * 0.5
+  for bits in ("float", "24"):
+    outputs.write_wav(tmp_path / f"a-{bits}.wav", audio, RATE, bits)
+  time.sleep(1.1)
+  for bits in ("float", "24"):
+    outputs.write_wav(tmp_path / f"b-{bits}.wav", audio, RATE, bits)
+    assert (tmp_path / f"a-{bits}.wav").read_bytes() == (tmp_path / f"b-{bits}.wav").read_bytes()
+  np.testing.assert_array_equal(sf.read(tmp_path / "a-float.wav", dtype="float32")[0], audio)

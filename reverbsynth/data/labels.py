@@ -88,17 +88,23 @@ class Labels:
     layers = np.asarray(self.velocities)
     return np.argmin(np.abs(np.asarray(velocities)[:, None] - layers[None, :]), axis=1)
 
-  def attribute_one_hots(self, families=None, velocities=None) -> tuple:
-    """One-hots [N, C] of each attribute condition for families [N] and velocities [N]."""
+  def attribute_ids(self, families=None, velocities=None) -> tuple:
+    """Label indices [N] of each attribute condition for family names [N] and MIDI
+    velocities [N] (those of a condition the labels lack are not read)."""
     given = {"family": (families, self.family_ids),
              "velocity": (velocities, self.velocity_ids)}
     out = []
-    for name, vocabulary in self.attributes:
+    for name, _ in self.attributes:
       values, ids = given[name]
       if values is None:
         raise ValueError(f"the labels have the {name} condition: give its values")
-      out.append(np.eye(len(vocabulary), dtype=np.float32)[ids(values)])
+      out.append(ids(values))
     return tuple(out)
+
+  def attribute_one_hots(self, families=None, velocities=None) -> tuple:
+    """One-hots [N, C] of each attribute condition (attribute_ids)."""
+    return tuple(np.eye(len(vocabulary), dtype=np.float32)[ids] for (_, vocabulary), ids
+                 in zip(self.attributes, self.attribute_ids(families, velocities)))
 
   def to_json(self) -> dict:
     return {"pitch_min": self.pitch_min, "num_pitches": self.num_pitches,

@@ -1,4 +1,5 @@
-"""The judge: a small CNN on IF-Mel spectra that tells a note's pitch and effect.
+"""The judge: a small CNN on IF-Mel spectra that tells a note's pitch and effect (and its
+instrument family and velocity, for labels that have those conditions).
 
 Trained on a dataset's training split with the spectral settings of the run it
 judges, and cached in <data>/classifier/<key>/ (key: a hash of those settings and
@@ -55,8 +56,9 @@ def heard(audio):
   return audio + _dither(int(audio.shape[-1]))
 
 
-def build(shape: tuple, num_pitches: int, num_effects: int) -> keras.Model:
-  """spectra [B, T, F, 2] -> (embedding [B, EMBEDDING], pitch logits [B, P], effect logits [B, E]).
+def build(shape: tuple, labels: Labels) -> keras.Model:
+  """spectra [B, T, F, 2] -> (embedding [B, EMBEDDING], then logits [B, C] of each of the
+  labels' conditions: pitch, effect, family, velocity).
 
   Strided convolutions, then a mean over time only: frequency position (pitch)
   survives into the embedding.
@@ -72,9 +74,9 @@ def build(shape: tuple, num_pitches: int, num_effects: int) -> keras.Model:
   # for every note: a constant embedding, chance accuracy, Frechet distance 0; bug hunt 21).
   x = keras.layers.LayerNormalization()(keras.layers.Dense(EMBEDDING)(x))
   embedding = keras.layers.Activation("relu", name="embedding")(x)
-  pitch = keras.layers.Dense(num_pitches, name="pitch")(embedding)
-  effect = keras.layers.Dense(num_effects, name="effect")(embedding)
-  return keras.Model(inputs, [embedding, pitch, effect])
+  heads = [keras.layers.Dense(n, name=name)(embedding)
+           for name, n in zip(labels.conditions, labels.sizes)]
+  return keras.Model(inputs, [embedding, *heads])
 
 
 @dataclasses.dataclass
@@ -84,7 +86,7 @@ class Judge:
   config: Config                   # The training config whose audio/spectral settings it reads.
   labels: Labels
   normalizer: spectral.Normalizer
-  accuracy: dict                 # {"pitch": float, "effect": float} on the test split.
+  accuracy: dict                 # {condition: float} on the test split.
 
   def __post_init__(self):
     self.spectral = spectral.Spectral(self.config.spectral_config())
@@ -97,26 +99,31 @@ class Judge:
 
   def outputs(self, audio: np.ndarray, batch_size: int = 64) -> dict:
     """What the judge makes of audio [N, S], from one pass over its spectra:
-    "embedding" [N, D], "pitch" [N, P] and "effect" [N, E] probabilities, and "spectra":
-    its normalized log magnitudes pooled 4 x 4 and flattened [N, T/4 * F/4]."""
+    "embedding" [N, D], each condition's probabilities ("pitch" [N, P], "effect" [N, E],
+    ...), and "spectra": its normalized log magnitudes pooled 4 x 4 and flattened
+    [N, T/4 * F/4]."""
     parts = []
     for i in range(0, len(audio), batch_size):
       x = self.inputs(audio[i:i + batch_size])
-      embedding, pitch, effect = self.model(x, training=False)
+      embedding, *heads = self.model(x, training=False)
       pooled = tf.reshape(L.downsample(x[..., :1], 4), [len(x), -1])
-      parts.append({"embedding": embedding.numpy(), "pitch": tf.nn.softmax(pitch).numpy(),
-                    "effect": tf.nn.softmax(effect).numpy(), "spectra": pooled.numpy()})
+      parts.append({"embedding": embedding.numpy(), "spectra": pooled.numpy(),
+                    **{name: tf.nn.softmax(logits).numpy()
+                       for name, logits in zip(self.labels.conditions, heads)}})
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
-  def accuracy_on(self, audio, pitches, effects) -> dict:
-    """{"pitch", "effect"}: shares of audio [N, S] given the right MIDI pitch / effect index."""
-    return self.accuracy_of(self.outputs(audio), pitches, effects)
+  def accuracy_on(self, audio, pitches, effects, families=None, velocities=None) -> dict:
+    """{condition: share of audio [N, S] given the right label}, for MIDI pitches, effect
+    indices, family names and MIDI velocities [N] (the last two where the labels have them)."""
+    return self.accuracy_of(self.outputs(audio), pitches, effects, families, velocities)
 
-  def accuracy_of(self, out: dict, pitches, effects) -> dict:
+  def accuracy_of(self, out: dict, pitches, effects, families=None, velocities=None) -> dict:
     """accuracy_on, of the judge's outputs already made for the notes."""
-    pitch, effect = out["pitch"], out["effect"]
-    return {"pitch": float(np.mean(pitch.argmax(1) == np.asarray(pitches) - self.labels.pitch_min)),
-            "effect": float(np.mean(effect.argmax(1) == np.asarray(effects)))}
+    truths = {"pitch": np.asarray(pitches) - self.labels.pitch_min, "effect": effects}
+    truths.update(zip((name for name, _ in self.labels.attributes),
+                      self.labels.attribute_ids(families, velocities)))
+    return {name: float(np.mean(out[name].argmax(1) == np.asarray(truth)))
+            for name, truth in truths.items()}
 
 
 class _StepProgress(keras.callbacks.Callback):
@@ -143,7 +150,7 @@ def load_or_train(data_dir, config: Config, labels: Labels, epochs: int = 5,
   directory = os.path.join(data_dir, CLASSIFIER_DIR, _key(config, labels, epochs))
   info_path = os.path.join(directory, "judge.json")
   shape = config.spectral_config().shape
-  model = build(shape, labels.num_pitches, len(labels.effects))
+  model = build(shape, labels)
   if os.path.exists(info_path) and not retrain:
     info = storage.read_json(info_path)
     model.load_weights(os.path.join(directory, "judge.weights.h5"))
@@ -157,11 +164,12 @@ def load_or_train(data_dir, config: Config, labels: Labels, epochs: int = 5,
   steps = max(MIN_STEPS, epochs * manifest["counts"]["per_split"]["train"]["records"] // batch)
   stream = inputs.Batches(data_dir, config, labels, normalizer, batch, config.seed,
                           prepare=heard)
-  data = inputs.tf_dataset(stream).map(lambda x, p, e, *_: (x, {"pitch": p, "effect": e}))
-  trainer = keras.Model(model.inputs, {"pitch": model.outputs[1], "effect": model.outputs[2]})
+  names = labels.conditions
+  data = inputs.tf_dataset(stream).map(lambda x, *one_hots: (x, dict(zip(names, one_hots))))
+  trainer = keras.Model(model.inputs, dict(zip(names, model.outputs[1:])))
   trainer.compile(optimizer=keras.optimizers.Adam(1e-3),
-                  loss={"pitch": keras.losses.CategoricalCrossentropy(from_logits=True),
-                        "effect": keras.losses.CategoricalCrossentropy(from_logits=True)})
+                  loss={name: keras.losses.CategoricalCrossentropy(from_logits=True)
+                        for name in names})
   try:
     with Progress(progress, steps, "step", "training the judge") as bar:
       trainer.fit(data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0,
@@ -173,7 +181,8 @@ def load_or_train(data_dir, config: Config, labels: Labels, epochs: int = 5,
                             sample_rate=config.audio.sample_rate,
                             pitches=labels.pitch_range)
   found = judge.outputs(test["audio"])
-  judge.accuracy = judge.accuracy_of(found, test["pitch"], test["effect"])
+  judge.accuracy = judge.accuracy_of(found, test["pitch"], test["effect"], test["family"],
+                                     test["velocity"])
   if np.ptp(found["embedding"], axis=0).max() == 0:
     raise Failure("the judge's training failed: its embedding is the same for every test "
                   "note, so its figures would mean nothing; nothing was cached")

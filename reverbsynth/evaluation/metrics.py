@@ -5,13 +5,15 @@ the asked MIDI pitch, in cents; tail ratio, the energy of the released tail (the
 last second) against the whole note's, in dB (an effect that rings on, such as
 reverb or delay, raises it over the dry note's). Distribution measures on a
 judge's class probabilities or embeddings: entropy, inception score, Frechet
-distance, and NDB on spectra.
+distance, and NDB on spectra. Colour and loudness: level and brightness (centroid in
+harmonics) of the held part, and how they follow velocity (a rank correlation).
 """
 
 import warnings
 
 import librosa
 import numpy as np
+import scipy.stats
 
 from reverbsynth.data.notes.note import HOLD_SECONDS, SAMPLE_RATE
 
@@ -54,6 +56,43 @@ def tail_sign_share(wet: np.ndarray, dry: np.ndarray, tail: int) -> float:
   """Share of pairs (wet [N, S], dry [N, S]) whose wet note keeps more energy in its last `tail`
   samples."""
   return float(np.mean(tail_ratio_db(wet, tail) > tail_ratio_db(dry, tail)))
+
+
+# --- Colour and loudness: how notes follow velocity and family -------------------------------
+
+
+def level_db(audio: np.ndarray, held: int) -> np.ndarray:
+  """Energy of each note's first `held` samples (its held part), dB [N], for audio [N, S]."""
+  return 10 * np.log10(np.mean(np.square(audio[:, :held], dtype=np.float64), axis=1) + 1e-12)
+
+
+def brightness(audio: np.ndarray, sample_rate: int, pitches, held: int) -> np.ndarray:
+  """Spectral centroid of each note's held part in harmonics of its asked pitch (centroid /
+  f0, so that a pitch's own height does not count), log2 [N]."""
+  spectrum = np.abs(np.fft.rfft(audio[:, :held] * np.hanning(held), axis=1)) ** 2
+  freqs = np.fft.rfftfreq(held, 1 / sample_rate)
+  centroid = spectrum @ freqs / (spectrum.sum(axis=1) + 1e-20)
+  f0 = 440.0 * 2.0 ** ((np.asarray(pitches) - 69) / 12)
+  return np.log2(np.maximum(centroid, 1.0) / f0)
+
+
+def follows(values: np.ndarray, velocities, groups) -> float:
+  """Spearman rank correlation of notes' MIDI velocities [N] with their `values` [N] (level,
+  brightness) less the mean of their group's (`groups` [N]: e.g. family and effect), so that
+  what differs between groups does not count; nan with fewer than two velocities."""
+  groups = np.asarray(groups)
+  centred = np.asarray(values, np.float64).copy()
+  for group in np.unique(groups):
+    centred[groups == group] -= centred[groups == group].mean()
+  if len(np.unique(velocities)) < 2:
+    return float("nan")
+  return float(scipy.stats.spearmanr(velocities, centred).statistic)
+
+
+def rank_correlation(a, b) -> float:
+  """Spearman rank correlation of two sequences of the same length (e.g. families' mean
+  brightness, real against generated)."""
+  return float(scipy.stats.spearmanr(a, b).statistic)
 
 
 # --- Impulse responses -------------------------------------------------------------------

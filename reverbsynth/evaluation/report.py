@@ -5,6 +5,7 @@ import os
 import numpy as np
 
 from reverbsynth import storage
+from reverbsynth.evaluation import metrics
 from reverbsynth.synthesis import outputs
 
 COLUMNS = [  # (key, heading, format, better)
@@ -16,16 +17,40 @@ COLUMNS = [  # (key, heading, format, better)
     ("frechet_distance", "Frechet dist.", "{:.2f}", "lower"),
     ("ndb", "NDB", "{}", "lower"),
     ("f0_within_50_cents", "f0 within 50 c", "{:.1%}", "higher"),
+    # Of a model conditioned on families / velocity (scores.score has them then).
+    ("family_accuracy", "family acc.", "{:.1%}", "higher"),
+    ("velocity_accuracy", "velocity acc.", "{:.1%}", "higher"),
+    # Rank correlations with velocity within each family and effect (metrics.follows).
+    ("level_follows_velocity", "level ~ velocity", "{:.2f}", "as real"),
+    ("brightness_follows_velocity", "brightness ~ velocity", "{:.2f}", "as real"),
+    # Rank correlation of the families' mean brightness with the real row's (family_order).
+    ("family_brightness_order", "family brightness order", "{:.2f}", "higher"),
 ]
 
 
+def family_order(rows: dict) -> dict:
+  """{row: rank correlation of its families' mean brightness with the first (real) row's},
+  where the rows hold at least three families."""
+  real = next(iter(rows.values()))["family_brightness"]
+  if len(real) < 3:
+    return {}
+  return {name: metrics.rank_correlation([real[f] for f in real],
+                                         [r["family_brightness"][f] for f in real])
+          for name, r in rows.items()}
+
+
 def cells(rows: dict, effects) -> tuple:
-  """(headings, [(row label, [cell text])]): the figures, one row per set of notes."""
-  heads = [h for _, h, _, _ in COLUMNS] + [f"tail dB {e}" for e in effects]
+  """(headings, [(row label, [cell text])]): the figures, one row per set of notes; a column
+  only where some row has its figure."""
+  order = family_order(rows)
+  rows = {name: {**r, **({"family_brightness_order": order[name]} if order else {})}
+          for name, r in rows.items()}
+  columns = [c for c in COLUMNS if any(c[0] in r for r in rows.values())]
+  heads = [h for _, h, _, _ in columns] + [f"tail dB {e}" for e in effects]
   lines = []
   for name, r in rows.items():
     row = [fmt.format(r[key]) + (f"/{r['ndb_bins']}" if key == "ndb" else "")
-           for key, _, fmt, _ in COLUMNS]
+           for key, _, fmt, _ in columns]
     row += [f"{r['tail_db'][e]:.1f}" if e in r["tail_db"] else "" for e in effects]
     lines.append((f"{name} ({r['notes']})", row))
   return heads, lines
@@ -196,6 +221,7 @@ def summary(result: dict, written: dict, page: str) -> str:
   """What `reverbsynth evaluate` prints: the table, the judge's accuracy on held-out notes and
   where the report (`written`, report.write's) and its page are."""
   accuracy = result["judge_accuracy"]
+  held_out = ", ".join(f"{name} {share:.1%}" for name, share in accuracy.items())
   return (f"{table(result['rows'], result['synth'].labels.effects)}\n"
-          f"judge held-out accuracy: pitch {accuracy['pitch']:.1%}, effect "
-          f"{accuracy['effect']:.1%}\nReport: {written['report.md']}; to listen: {page}")
+          f"judge held-out accuracy: {held_out}\nReport: {written['report.md']}; "
+          f"to listen: {page}")

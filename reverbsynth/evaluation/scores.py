@@ -36,11 +36,14 @@ class Settings:
 
 @dataclasses.dataclass
 class Notes:
-  """A set of notes to score: audio [N, S] with their asked MIDI pitches and effect indices."""
+  """A set of notes to score: audio [N, S] with their asked MIDI pitches, effect indices,
+  family names and MIDI velocities [N]."""
   name: str
   audio: np.ndarray
   pitches: np.ndarray
   effects: np.ndarray
+  families: np.ndarray
+  velocities: np.ndarray
 
 
 def references(judge: classifier.Judge, audio: np.ndarray) -> dict:
@@ -74,18 +77,31 @@ def stage_synthesizers(run_dir, synth: synthesizer.Synthesizer, data_dir) -> lis
 
 def score(notes: Notes, judge, reference: dict, settings: Settings, sample_rate: int,
           tail_samples: int, effect_names) -> dict:
-  """Every figure for one set of notes; the tail is a note's released part."""
+  """Every figure for one set of notes; the tail is a note's released part. Where the
+  judge knows families (or velocities) its accuracy on them too; on every set, how the held
+  part's level and brightness follow velocity within each family and effect, and each
+  family's mean brightness."""
   out = judge.outputs(notes.audio)
   pitch, effect = out["pitch"], out["effect"]
   rng = np.random.default_rng(settings.seed)
   f0_rows = rng.permutation(len(notes.audio))[:F0_NOTES]
   tail = metrics.tail_ratio_db(notes.audio, tail_samples)
+  held = notes.audio.shape[1] - tail_samples
+  bright = metrics.brightness(notes.audio, sample_rate, notes.pitches, held)
+  groups = [f"{f}/{e}" for f, e in zip(notes.families, notes.effects)]
+  accuracy = judge.accuracy_of(out, notes.pitches, notes.effects, notes.families,
+                               notes.velocities)
   return {
       "notes": len(notes.audio),
-      "pitch_accuracy": float(np.mean(pitch.argmax(1)
-                                      == notes.pitches - judge.labels.pitch_min)),
+      "pitch_accuracy": accuracy["pitch"],
       "pitch_entropy": metrics.mean_entropy(pitch),
-      "effect_accuracy": float(np.mean(effect.argmax(1) == notes.effects)),
+      "effect_accuracy": accuracy["effect"],
+      **{f"{name}_accuracy": accuracy[name] for name, _ in judge.labels.attributes},
+      "level_follows_velocity": metrics.follows(metrics.level_db(notes.audio, held),
+                                                notes.velocities, groups),
+      "brightness_follows_velocity": metrics.follows(bright, notes.velocities, groups),
+      "family_brightness": {f: float(bright[notes.families == f].mean())
+                            for f in np.unique(notes.families)},
       "inception_score_pitch": metrics.inception_score(pitch),
       "inception_score_effect": metrics.inception_score(effect),
       "frechet_distance": metrics.frechet_distance(reference["embedding"], out["embedding"]),
@@ -119,7 +135,8 @@ def evaluate(run_dir, data_dir, settings: Settings | None = None) -> dict:
   train = records.read_split(data_dir, "train", n, limit=settings.reference_notes,
                              sample_rate=synth.sample_rate, pitches=synth.pitches)
   refs = references(judge, train["audio"])
-  sets = [Notes("real (test split)", test["audio"], test["pitch"], test["effect"])]
+  test_labels = (test["pitch"], test["effect"], test["family"], test["velocity"])
+  sets = [Notes("real (test split)", test["audio"], *test_labels)]
   generators, curve = [("generated", synth)], []
   if settings.per_stage:
     for index, images, kinds in stage_synthesizers(run_dir, synth, data_dir):
@@ -131,7 +148,7 @@ def evaluate(run_dir, data_dir, settings: Settings | None = None) -> dict:
     z = s.latents(len(test["audio"]), settings.seed)
     audio = s.audio(z, test["pitch"], test["effect"], families=test["family"],
                     velocities=test["velocity"])
-    sets.append(Notes(name, audio, test["pitch"], test["effect"]))
+    sets.append(Notes(name, audio, *test_labels))
   rows = {}
   for notes in sets:
     logger.info(f"scoring {notes.name}: {len(notes.audio)} notes")
