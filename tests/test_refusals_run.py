@@ -86,6 +86,13 @@ REFUSALS = {
         ["training split has no notes in the model's pitch range 100..160"]),
     "train: --out is a file": (["train", *TINY, "--out", "{ws}/file.txt/run"],
                                ["file.txt is a file, not a directory"]),
+    "train: conditions out of order": (["train", *TINY, "--out", "{new}/run",
+                                        "model.conditions=[effect, pitch]"],
+                                       ["model.conditions ['effect', 'pitch'] must be pitch, "
+                                        "effect, then any of family, velocity"]),
+    "train: families on the progressive generator": (
+        ["train", *TINY, "--out", "{new}/run", "model.conditions=[pitch, effect, family]"],
+        ["model.conditions family need model.generator ddsp"]),
     "generate: no run": (["generate", "--out", "{new}"], ["no trained run under"]),
     "generate: unknown effect": (["generate", "--run", "{run}", "--effect", "chorus", "--out",
                                   "{new}"], ["knows no effect 'chorus'; it was trained on dry"]),
@@ -103,6 +110,9 @@ REFUSALS = {
                                             ["--interpolate needs two latents"]),
     "generate: --out is a file": (["generate", "--run", "{run}", "--out", "{ws}/file.txt"],
                                   ["file.txt is a file, not a directory"]),
+    "generate: --family, a model without families": (
+        ["generate", "--run", "{run}", "--family", "bass", "--out", "{new}"],
+        ["not conditioned on the instrument family", "leave out --family"]),
     "render: no such MIDI file": (["render", "{ws}/none.mid", "--run", "{run}"],
                                   ["does not exist"]),
     "render: not a MIDI file": (["render", "{ws}/text.mid", "--run", "{run}", "--out", "{new}"],
@@ -120,6 +130,9 @@ REFUSALS = {
     "render: unknown track": (["render", "{ws}/song.mid", "--run", "{run}", "--effect",
                                "piano=dry", "--out", "{new}"],
                               ["no track is 'piano'; the tracks are 1 'Bass'"]),
+    "render: --family, a model without families": (
+        ["render", "{ws}/song.mid", "--run", "{run}", "--family", "Bass=bass", "--out",
+         "{new}"], ["not conditioned on the instrument family", "leave out --family"]),
     "render: bad --sample-rate": (["render", "{ws}/song.mid", "--run", "{run}", "--sample-rate",
                                    100, "--out", "{new}"], ["--sample-rate", "8000<=x<=384000"]),
     "render: --out is a directory": (["render", "{ws}/song.mid", "--run", "{run}", "--out",

@@ -135,23 +135,32 @@ def split_effect_spec(spec: str) -> tuple:
   return "", spec
 
 
-def plan_effects(specs, tracks, known, default: str) -> dict:
-  """{track number: effect name} from --effect specs: NAME (every track) or TRACK=NAME."""
-  everywhere, chosen = default, {}
+def _track_choices(specs, tracks, option: str, unknown) -> tuple:
+  """(NAME for every track or None, {track number: NAME}) from `option`'s specs: NAME or
+  TRACK=NAME; `unknown(spec, name)` is the refusal of a name it does not know (or None)."""
+  everywhere, chosen = None, {}
   for spec in specs:
     selector, name = split_effect_spec(spec)
-    if name not in known:
-      raise UserError(f"the run was not trained on effect {name!r}; it knows "
-                      f"{', '.join(known)}")
+    refusal = unknown(spec, name)
+    if refusal:
+      raise UserError(refusal)
     if not selector:
       everywhere = name
       continue
     hits = [t for t in tracks if t.matches(selector)]
     if not hits:
-      raise UserError(f"--effect {spec}: no track is {selector!r}; the tracks are "
+      raise UserError(f"{option} {spec}: no track is {selector!r}; the tracks are "
                       + "; ".join(t.describe() for t in tracks))
     chosen.update({t.number: name for t in hits})
-  return {t.number: chosen.get(t.number, everywhere) for t in tracks}
+  return everywhere, chosen
+
+
+def plan_effects(specs, tracks, known, default: str) -> dict:
+  """{track number: effect name} from --effect specs: NAME (every track) or TRACK=NAME."""
+  everywhere, chosen = _track_choices(
+      specs, tracks, "--effect", lambda spec, name: None if name in known else
+      f"the run was not trained on effect {name!r}; it knows {', '.join(known)}")
+  return {t.number: chosen.get(t.number, everywhere or default) for t in tracks}
 
 
 def program_family(program: int) -> str:
@@ -176,20 +185,10 @@ def plan_families(specs, tracks, known) -> dict:
                       "(model.conditions): it plays every track with one timbre; leave out "
                       "--family")
     return {}
-  everywhere, chosen = None, {}
-  for spec in specs:
-    selector, name = split_effect_spec(spec)
-    if name not in known:
-      raise UserError(f"--family {spec}: the model knows no family {name!r}; it was "
-                      f"trained on {', '.join(known)}")
-    if not selector:
-      everywhere = name
-      continue
-    hits = [t for t in tracks if t.matches(selector)]
-    if not hits:
-      raise UserError(f"--family {spec}: no track is {selector!r}; the tracks are "
-                      + "; ".join(t.describe() for t in tracks))
-    chosen.update({t.number: name for t in hits})
+  everywhere, chosen = _track_choices(
+      specs, tracks, "--family", lambda spec, name: None if name in known else
+      f"--family {spec}: the model knows no family {name!r}; it was trained on "
+      f"{', '.join(known)}")
   plan = {}
   for t in tracks:
     if t.number in chosen or everywhere:
