@@ -68,3 +68,19 @@ def test_ndb_is_zero_for_the_same_distribution_and_large_for_another():
   assert metrics.ndb(reference, draw(1000, even), bins=10) <= 1
   skewed = np.array([0.5, 0.5] + [0.0] * 8)
   assert metrics.ndb(reference, draw(1000, skewed), bins=10) == 10  # Every bin differs.
+
+
+def test_brightness_is_the_centroid_in_harmonics_and_follows_ranks_within_groups():
+  t = np.arange(RATE) / RATE
+  sine = lambda hz: np.sin(2 * np.pi * hz * t)
+  # A sine sits at its first harmonic (log2 1 = 0) whatever its pitch; equal harmonics 1 and 3
+  # put the centroid at the second (log2 2 = 1).
+  audio = np.stack([sine(110.0), sine(880.0), sine(220.0) + sine(660.0)]).astype(np.float32)
+  np.testing.assert_allclose(metrics.brightness(audio, RATE, [45, 81, 57], RATE), [0, 0, 1],
+                             atol=0.02)
+  # Levels rising with velocity in each of two groups far apart: a rank correlation of 1 once
+  # each group's mean is taken out (0.48 without: the groups' levels interleave the ranks).
+  levels, velocities = [-40, -30, -20, 0, 10, 20], [25, 75, 127, 25, 75, 127]
+  assert metrics.follows(levels, velocities, ["a"] * 3 + ["b"] * 3) == 1.0
+  assert np.isnan(metrics.follows(levels, [100] * 6, ["a"] * 6))  # One velocity: no ranks.
+  assert metrics.rank_correlation([1, 2, 3], [10, 30, 20]) == 0.5
