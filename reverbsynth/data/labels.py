@@ -27,7 +27,6 @@ def is_linear(chain) -> bool:
 # in steps (another sample), not along a line; a MIDI velocity between them plays the
 # nearest one (Labels.velocity_ids).
 ATTRIBUTES = ("family", "velocity")
-CONDITIONS = ("pitch", "effect", *ATTRIBUTES)
 
 
 @dataclasses.dataclass(frozen=True)
