@@ -15,6 +15,7 @@ from reverbsynth.data import manifest as manifest_lib
 from reverbsynth.data.labels import Labels, label_prior
 from reverbsynth.data.notes.note import FAMILIES
 from reverbsynth.errors import UserError
+from reverbsynth.evaluation import judge as classifier
 from reverbsynth.runs import config as config_lib
 from reverbsynth.synthesis import songs, synthesizer
 from tests.conftest import assert_refused, run_cli
@@ -160,7 +161,8 @@ def test_a_track_plays_its_family_and_velocity_label(tmp_path, families_run):
 
 
 def test_evaluate_reports_family_accuracy_and_how_notes_follow_velocity(
-    tmp_path, families_run, families_data, run_here):
+    tmp_path, families_run, families_data, run_here, monkeypatch):
+  monkeypatch.setattr(classifier, "MIN_STEPS", 30)  # What is reported, not how well it judges.
   result = run_here("evaluate", "--run", families_run, "--data", families_data, "--out",
                     tmp_path / "report", "--classifier-epochs", 1, "--ndb-bins", 2,
                     "--reference-notes", 10, "--no-progress")
