@@ -30,10 +30,8 @@ from reverbsynth.runs.config import Config
 
 def _label_ids(record: dict, labels: Labels) -> tuple:
   """A record's index in each condition's vocabulary (Labels.conditions order)."""
-  values = {"family": (record["instrument_family_str"], labels.families),
-            "velocity": (record["velocity"], labels.velocities)}
-  return (record["pitch"] - labels.pitch_min, record["effect"],
-          *(values[name][1].index(values[name][0]) for name, _ in labels.attributes))
+  attributes = labels.attribute_ids([record["instrument_family_str"]], [record["velocity"]])
+  return (record["pitch"] - labels.pitch_min, record["effect"], *(int(a[0]) for a in attributes))
 
 
 def _one_hots(ids, labels: Labels) -> tuple:
